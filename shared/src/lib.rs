@@ -1,0 +1,8 @@
+//! Orkestra's domain: the `ApplicationGroup` API, its dependency graphs, the validation rules,
+//! the defaulting that injects the Argo Workflow templates, and the views of a group.
+//!
+//! Everything here is pure: no network, no clocks, no files. The webhook and the kubectl plugin
+//! are thin shells around these functions, so they can never disagree.
+
+pub mod validate;
+pub mod defaults;
