@@ -4,5 +4,11 @@
 //! Everything here is pure: no network, no clocks, no files. The webhook and the kubectl plugin
 //! are thin shells around these functions, so they can never disagree.
 
-pub mod validate;
+pub mod api;
 pub mod defaults;
+pub mod duration;
+pub mod graph;
+pub mod model;
+pub mod names;
+pub mod schema;
+pub mod validate;

@@ -1,23 +1,476 @@
-//! STUB (being written): every rule, one implementation.
+//! Every rule an ApplicationGroup must follow, in one pure function that both the validating
+//! webhook and `kubectl orkestra validate` call.
+//!
+//! Each finding names the field it is about (`spec.applications[2].dependencies[0]`). Errors deny
+//! the object; warnings admit it and are shown to the user (admission `warnings`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
 use serde_json::Value;
+
+use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, KIND};
+use crate::graph::Dag;
+use crate::names::{self, DNS1123_LABEL_MAX};
+use crate::{duration, model, schema};
+
+/// etcd refuses requests over 1.5 MiB (`--max-request-bytes` default), so no larger object can be stored.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+/// Timeouts above this are warned about: a stuck release blocks the whole group that long.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// One broken rule (or a warning), with the field path it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// Field path, e.g. `spec.applications[2].dependencies[0]`.
+    /// Field path, e.g. `spec.applications[2].dependencies[0]`; empty for the whole object.
     pub path: String,
+    /// What is wrong, in words a user can act on.
     pub message: String,
+}
+
+impl Violation {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
 }
 
 /// Everything validation found about one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// Broken rules: the object must be refused.
     pub errors: Vec<Violation>,
+    /// Things that work but hurt.
     pub warnings: Vec<Violation>,
 }
 
-/// Validates a whole ApplicationGroup object as JSON (`old` is the stored object on UPDATE).
+impl Report {
+    /// True when no rule is broken (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Violation::new(path, message));
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Violation::new(path, message));
+    }
+}
+
+/// Validates a whole ApplicationGroup object (`apiVersion`, `kind`, `metadata`, `spec`) as the
+/// API server would receive it; `old` is the stored object on UPDATE.
 pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
-    let _ = (new, old);
-    Report::default()
+    let mut report = Report::default();
+    if new.get("kind").and_then(Value::as_str) != Some(KIND) {
+        report.error("kind", format!("expected kind {KIND}"));
+        return report;
+    }
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let generate_name = new
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str);
+    if name.is_empty() && generate_name.is_none() {
+        report.error("metadata.name", "the group needs a name");
+    }
+    schema::unknown_fields(new, &mut |path, message| report.error(path, message));
+    match model::parse_spec(new) {
+        Ok(spec) => {
+            validate_spec(&spec, &mut report);
+            if let Some(old_spec) = old.and_then(|o| model::parse_spec(o).ok()) {
+                compare_with_stored(&old_spec, &spec, &mut report);
+            }
+        }
+        Err(e) => report.error(e.path, e.message),
+    }
+    let size = serde_json::to_vec(new).map_or(0, |v| v.len());
+    if size > MAX_OBJECT_BYTES {
+        report.error(
+            "",
+            format!(
+                "the object is {:.2} MiB as JSON; etcd stores at most 1.5 MiB per object",
+                size as f64 / (1024.0 * 1024.0)
+            ),
+        );
+    }
+    report
+}
+
+/// Validates a parsed spec; the rules that need no metadata.
+pub fn validate_spec(spec: &ApplicationGroupSpec, report: &mut Report) {
+    let apps = &spec.applications;
+    if apps.is_empty() {
+        report.error("spec.applications", "at least one application is required");
+        return;
+    }
+    let level = Level {
+        what: "application",
+        owner: String::new(),
+        base: "spec.applications".into(),
+        peers: "an application in this group",
+        cycle: "dependency cycle".into(),
+    };
+    let items: Vec<(&str, &[String])> = apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.dependencies.as_slice()))
+        .collect();
+    level.check(&items, report);
+    for (i, app) in apps.iter().enumerate() {
+        validate_application(i, app, report);
+    }
+    check_release_names(apps, report);
+    if let Some(wt) = &spec.workflow_template
+        && let Some(ns) = &wt.namespace
+        && !names::is_dns1123_label(ns)
+    {
+        report.error(
+            "spec.workflowTemplate.namespace",
+            format!("{ns:?} is not a valid namespace name (DNS-1123 label)"),
+        );
+    }
+}
+
+/// One level of the three nested dependency graphs: the rules they all share.
+struct Level {
+    /// `application`, `subchart` or `executor`.
+    what: &'static str,
+    /// ` of application "x"`, or empty at the top level.
+    owner: String,
+    /// Path of the list, e.g. `spec.applications[0].spec.subcharts`.
+    base: String,
+    /// Completes "which is not ...".
+    peers: &'static str,
+    /// Prefix of cycle messages.
+    cycle: String,
+}
+
+impl Level {
+    /// Names, duplicates, unknown and self dependencies, and cycles.
+    fn check(&self, items: &[(&str, &[String])], report: &mut Report) {
+        let Self {
+            what,
+            owner,
+            base,
+            peers,
+            ..
+        } = self;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut converted: HashMap<String, (usize, &str)> = HashMap::new();
+        for (i, &(name, _)) in items.iter().enumerate() {
+            let path = format!("{base}[{i}].name");
+            if name.is_empty() {
+                report.error(path, format!("{what} name is required{owner}"));
+                continue;
+            }
+            if let Some(&j) = first.get(name) {
+                report.error(
+                    path,
+                    format!("duplicate {what} name {name:?}{owner} (also at {base}[{j}])"),
+                );
+                continue;
+            }
+            first.insert(name, i);
+            match names::to_dns1123(name, DNS1123_LABEL_MAX) {
+                None => report.error(
+                    path,
+                    format!("{what} name {name:?}{owner} has no letters or digits to make a Kubernetes name from"),
+                ),
+                Some(k8s) => {
+                    if let Some(&(j, other)) = converted.get(&k8s) {
+                        report.error(
+                            path,
+                            format!(
+                                "{what} names {other:?} and {name:?}{owner} both become the Kubernetes name {k8s:?} ({base}[{j}])"
+                            ),
+                        );
+                    } else {
+                        converted.insert(k8s, (i, name));
+                    }
+                }
+            }
+        }
+        for (i, &(name, deps)) in items.iter().enumerate() {
+            for (j, dep) in deps.iter().enumerate() {
+                let path = format!("{base}[{i}].dependencies[{j}]");
+                if dep == name {
+                    report.error(path, format!("{what} {name:?}{owner} depends on itself"));
+                } else if !first.contains_key(dep.as_str()) {
+                    let hint = names::closest(dep, items.iter().map(|(n, _)| *n))
+                        .map(|c| format!(" (did you mean {c:?}?)"))
+                        .unwrap_or_default();
+                    report.error(
+                        path,
+                        format!(
+                            "{what} {name:?}{owner} depends on {dep:?}, which is not {peers}{hint}"
+                        ),
+                    );
+                } else if deps[..j].contains(dep) {
+                    report.warn(
+                        path,
+                        format!("{what} {name:?}{owner} lists dependency {dep:?} twice"),
+                    );
+                }
+            }
+        }
+        let graph = Dag::new(
+            items
+                .iter()
+                .map(|(n, d)| (*n, d.iter().map(String::as_str))),
+        );
+        let cycles = graph.cycles();
+        for cycle in &cycles.cycles {
+            // The cycle is reported at the dependency entry that starts it.
+            let (from, to) = (cycle[0], graph.name(cycle[1 % cycle.len()]));
+            let path = match items[from].1.iter().position(|d| d == to) {
+                Some(j) => format!("{base}[{from}].dependencies[{j}]"),
+                None => format!("{base}[{from}].dependencies"),
+            };
+            report.error(
+                path,
+                format!("{}: {}", self.cycle, graph.describe_cycle(cycle)),
+            );
+        }
+        if cycles.truncated {
+            report.error(
+                base.clone(),
+                format!("{}: more cycles exist than are listed here", self.cycle),
+            );
+        }
+    }
+}
+
+fn validate_application(i: usize, app: &Application, report: &mut Report) {
+    let base = format!("spec.applications[{i}].spec");
+    let who = format!("application {:?}", app.name);
+    match &app.spec.chart {
+        None => report.error(format!("{base}.chart"), format!("{who} has no chart")),
+        Some(chart) => {
+            if chart.url.is_empty() {
+                report.error(
+                    format!("{base}.chart.url"),
+                    format!("{who}: the chart URL is required"),
+                );
+            } else if !["https://", "http://", "oci://"]
+                .iter()
+                .any(|s| chart.url.starts_with(s))
+            {
+                report.error(
+                    format!("{base}.chart.url"),
+                    format!(
+                        "{who}: chart URL {:?} must start with https://, http:// or oci://",
+                        chart.url
+                    ),
+                );
+            }
+            if chart.name.is_empty() {
+                report.error(
+                    format!("{base}.chart.name"),
+                    format!("{who}: the chart name is required"),
+                );
+            }
+            let version = chart.version.as_deref().unwrap_or("");
+            if !is_pinned(version) {
+                report.warn(
+                    format!("{base}.chart.version"),
+                    format!("{who}: chart version {version:?} is not pinned; releases may differ"),
+                );
+            }
+        }
+    }
+    match &app.spec.release {
+        None => report.error(
+            format!("{base}.release"),
+            format!("{who} has no release settings"),
+        ),
+        Some(release) => {
+            if let Some(ns) = &release.target_namespace
+                && !names::is_dns1123_label(ns)
+            {
+                report.error(
+                    format!("{base}.release.targetNamespace"),
+                    format!("{who}: target namespace {ns:?} is not a valid namespace name (DNS-1123 label)"),
+                );
+            }
+            for (field, value) in [
+                ("interval", &release.interval),
+                ("timeout", &release.timeout),
+            ] {
+                let Some(value) = value else { continue };
+                match duration::parse(value) {
+                    None => report.error(
+                        format!("{base}.release.{field}"),
+                        format!("{who}: {value:?} is not a duration (write it like 5m, 90s or 1h30m)"),
+                    ),
+                    Some(d) if field == "timeout" && d > LONG_TIMEOUT => report.warn(
+                        format!("{base}.release.timeout"),
+                        format!("{who}: timeout {value} is very long; a stuck release blocks the group that long"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Level {
+        what: "subchart",
+        owner: format!(" of application {:?}", app.name),
+        base: format!("{base}.subcharts"),
+        peers: "a subchart of this application",
+        cycle: format!("subchart dependency cycle in application {:?}", app.name),
+    }
+    .check(
+        &app.spec
+            .subcharts
+            .iter()
+            .map(|s| (s.name.as_str(), s.dependencies.as_slice()))
+            .collect::<Vec<_>>(),
+        report,
+    );
+    Level {
+        what: "executor",
+        owner: format!(" of application {:?}", app.name),
+        base: format!("{base}.workflow"),
+        peers: "an executor of this application",
+        cycle: format!("executor dependency cycle in application {:?}", app.name),
+    }
+    .check(
+        &app.spec
+            .workflow
+            .iter()
+            .map(|e| (e.name.as_str(), e.dependencies.as_slice()))
+            .collect::<Vec<_>>(),
+        report,
+    );
+    for (k, executor) in app.spec.workflow.iter().enumerate() {
+        validate_executor(
+            &format!("{base}.workflow[{k}]"),
+            &app.name,
+            executor,
+            report,
+        );
+    }
+}
+
+fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Report) {
+    let who = format!("executor {:?} of application {app:?}", executor.name);
+    let types = ExecutorType::NAMES.join(", ");
+    match (&executor.type_, executor.executor_type()) {
+        (None, _) => report.error(
+            format!("{path}.type"),
+            format!("{who} has no type (one of {types})"),
+        ),
+        (Some(t), None) => report.error(
+            format!("{path}.type"),
+            format!("{who} has unknown type {t:?} (one of {types})"),
+        ),
+        (_, Some(ExecutorType::HelmRelease)) => {}
+        (_, Some(ExecutorType::Keptn)) => {
+            if model::keptn_config_map(executor).is_none() {
+                report.error(
+                    format!("{path}.params"),
+                    format!("keptn {who} needs params.configMapRef with a name and a namespace"),
+                );
+            }
+        }
+        (_, Some(ExecutorType::Custom)) => {
+            if model::custom_image(executor).is_none() {
+                report.error(
+                    format!("{path}.image"),
+                    format!("custom {who} needs image.image, the container image to run"),
+                );
+            }
+        }
+    }
+}
+
+/// Two releases with one name in one namespace would fight over the same Helm release.
+fn check_release_names(apps: &[Application], report: &mut Report) {
+    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    for (i, app) in apps.iter().enumerate() {
+        for release in model::releases_of(app) {
+            let key = (release.namespace.clone(), release.name.clone());
+            let who = release.describe();
+            if let Some(other) = seen.get(&key) {
+                report.error(
+                    format!("spec.applications[{i}].name"),
+                    format!(
+                        "{who} and {other} would both release {:?} into namespace {:?}",
+                        release.name, release.namespace
+                    ),
+                );
+            } else {
+                seen.insert(key, who);
+            }
+        }
+    }
+}
+
+/// Warnings that need the stored object: applications others depended on that are now gone.
+fn compare_with_stored(
+    old: &ApplicationGroupSpec,
+    new: &ApplicationGroupSpec,
+    report: &mut Report,
+) {
+    let present = |name: &str| new.applications.iter().any(|a| a.name == name);
+    for removed in old.applications.iter().filter(|a| !present(&a.name)) {
+        let dependents: Vec<&str> = old
+            .applications
+            .iter()
+            .filter(|a| a.dependencies.contains(&removed.name) && present(&a.name))
+            .map(|a| a.name.as_str())
+            .collect();
+        if let Some(first) = dependents.first() {
+            let more = match dependents.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            };
+            report.warn(
+                "spec.applications",
+                format!(
+                    "application {:?} is removed, but {first:?}{more} depended on it until now",
+                    removed.name
+                ),
+            );
+        }
+    }
+}
+
+/// An exact version: no wildcard, range or constraint operator.
+fn is_pinned(version: &str) -> bool {
+    !version.is_empty()
+        && !version.contains(['*', '^', '~', '>', '<', '=', '|', ',', ' '])
+        && !version
+            .split(['.', '-'])
+            .any(|part| part == "x" || part == "X")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_versions() {
+        for v in ["1.2.3", "v1", "6.6.0", "1.12.0-alpha.1"] {
+            assert!(is_pinned(v), "{v}");
+        }
+        for v in ["", "*", "1.x", ">=1.0", "^1.2", "~1.2", "1.0 - 2.0"] {
+            assert!(!is_pinned(v), "{v}");
+        }
+    }
 }

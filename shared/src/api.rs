@@ -1,0 +1,556 @@
+//! The `ApplicationGroup` API (`orkestra.azure.microsoft.com/v1alpha1`).
+//!
+//! Field for field compatible with the original Go Orkestra (v0.8.3): every group it accepted
+//! deserializes here unchanged. Our additions are optional: `spec.workflowTemplate` (workflow
+//! settings a user may override, plus the Argo templates the mutating webhook injects) and
+//! `spec.applications[].spec.subcharts[].version`.
+//!
+//! Free-form parts (`values`, executor `params`, Flux `install`/`upgrade`/... blocks, the executor
+//! container) stay `serde_json::Value` with `x-kubernetes-preserve-unknown-fields`, so nothing a
+//! user wrote is lost on the way through.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// API group of the ApplicationGroup kind.
+pub const GROUP: &str = "orkestra.azure.microsoft.com";
+/// The only API version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in manifests.
+pub const API_VERSION: &str = "orkestra.azure.microsoft.com/v1alpha1";
+/// The kind.
+pub const KIND: &str = "ApplicationGroup";
+
+/// A group of Helm charts released as one product, in dependency order.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "orkestra.azure.microsoft.com",
+    version = "v1alpha1",
+    kind = "ApplicationGroup",
+    status = "ApplicationGroupStatus",
+    shortname = "ag",
+    shortname = "appgroup",
+    category = "orkestra",
+    doc = "A group of Helm charts released as one product, in dependency order, by Argo Workflows and Flux.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = "1",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+    ),
+    printcolumn(
+        name = "RolledBack",
+        type_ = "string",
+        priority = "1",
+        json_path = ".status.conditions[?(@.type==\"RollbackWorkflowSucceeded\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationGroupSpec {
+    /// The applications of the group; each is one Helm chart.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub applications: Vec<Application>,
+
+    /// Kept for compatibility with the original API, which never used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+
+    /// Workflow settings and the generated Argo templates (an Orkestra-in-Rust extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_template: Option<WorkflowTemplate>,
+}
+
+/// One application: a chart, how to release it, and what it depends on.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Name of the application, unique in the group.
+    #[serde(default)]
+    pub name: String,
+
+    /// Names of applications of the same group that must be released first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+
+    /// The chart, its release settings, subcharts and executors.
+    #[serde(default)]
+    pub spec: ApplicationSpec,
+}
+
+/// Desired state of one application.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSpec {
+    /// Where the Helm chart comes from (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartRef>,
+
+    /// How the chart is released (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
+
+    /// Release order among the chart's own subcharts; each listed subchart is released on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subcharts: Vec<Subchart>,
+
+    /// The executors that release this application, in dependency order among themselves.
+    /// Empty means one `helmrelease` executor (the mutating webhook makes it explicit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflow: Vec<Executor>,
+}
+
+/// A Helm chart in an HTTP(S) or `oci://` Helm repository.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartRef {
+    /// The Helm repository URL.
+    #[serde(default)]
+    pub url: String,
+
+    /// The chart's name in that repository.
+    #[serde(default)]
+    pub name: String,
+
+    /// Exact chart version; `*` (the original default) means "latest" and is warned about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "*"))]
+    pub version: Option<String>,
+
+    /// Secret holding `username`/`password` (and TLS files) for a private repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<ObjectReference>,
+}
+
+/// Release settings, copied into the Flux HelmRelease.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// How often Flux reconciles the release (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "5m"))]
+    pub interval: Option<String>,
+
+    /// Namespace the chart is installed into (and where its HelmRelease lives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub target_namespace: Option<String>,
+
+    /// Timeout of each Helm action, and of the executor waiting for it (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+
+    /// Helm values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub values: Option<Value>,
+
+    /// Flux HelmRelease `install` block, copied verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub install: Option<Value>,
+
+    /// Flux HelmRelease `upgrade` block, copied verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub upgrade: Option<Value>,
+
+    /// Flux HelmRelease `rollback` block, copied verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub rollback: Option<Value>,
+
+    /// Flux HelmRelease `uninstall` block, copied verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub uninstall: Option<Value>,
+}
+
+/// A subchart released on its own, before its parent chart.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subchart {
+    /// Name of the subchart (as in the parent chart's dependencies).
+    #[serde(default)]
+    pub name: String,
+
+    /// Subcharts of the same application released first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+
+    /// Chart version of the subchart in the application's repository (extension; default: the
+    /// parent chart's version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// One step that releases (or checks) an application.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Executor {
+    /// Name of the executor, unique within the application.
+    #[serde(default)]
+    pub name: String,
+
+    /// Executors of the same application that run first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+
+    /// `helmrelease`, `keptn` or `custom`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+
+    /// Container of a `custom` executor (only `name` and `image` are used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub image: Option<Value>,
+
+    /// Type-specific parameters: keptn `{configMapRef: {name, namespace}}`, custom `{data: ...}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_any")]
+    pub params: Option<Value>,
+}
+
+/// The three executor types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExecutorType {
+    /// Apply a Flux HelmRelease and wait until Flux has released it.
+    HelmRelease,
+    /// Run a Keptn quality gate after a release.
+    Keptn,
+    /// Run the user's own container.
+    Custom,
+}
+
+impl ExecutorType {
+    /// The spelling used in `spec.applications[].spec.workflow[].type`.
+    pub const NAMES: [&'static str; 3] = ["helmrelease", "keptn", "custom"];
+
+    /// Parses the `type` field; `None` when it names no known type.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "helmrelease" => Some(Self::HelmRelease),
+            "keptn" => Some(Self::Keptn),
+            "custom" => Some(Self::Custom),
+            _ => None,
+        }
+    }
+
+    /// The spelling used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HelmRelease => "helmrelease",
+            Self::Keptn => "keptn",
+            Self::Custom => "custom",
+        }
+    }
+}
+
+/// Group-level workflow settings and the generated Argo templates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowTemplate {
+    /// Namespace the group's Argo Workflows run in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+
+    /// Service account the workflow pods (and so the executors) run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// How many applications (and executors) may run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub parallelism: Option<i64>,
+
+    /// Argo pod garbage collection, e.g. `{strategy: OnWorkflowCompletion}`.
+    #[serde(default, rename = "podGC", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub pod_gc: Option<Value>,
+
+    /// Image of the `helmrelease` executor (`kubectl-orkestra executor helmrelease`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor_image: Option<String>,
+
+    /// Deadline of a whole release, in seconds (Argo `activeDeadlineSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+
+    /// The Argo templates that release the group: generated by the mutating webhook from the
+    /// rest of the spec, and replaced whenever the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_list")]
+    pub templates: Option<Vec<Value>>,
+}
+
+/// Observed state, written by whatever runs the releases.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationGroupStatus {
+    /// Per-application status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<ApplicationStatus>,
+
+    /// The generation last acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The generation whose release last succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_succeeded_generation: Option<i64>,
+
+    /// `Ready`, `ForwardWorkflowSucceeded`, `ReverseWorkflowSucceeded`, `RollbackWorkflowSucceeded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Status of one application's chart and its subcharts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    /// Name of the application.
+    #[serde(default)]
+    pub name: String,
+
+    /// The chart's status, inline as in the original API.
+    #[serde(flatten)]
+    pub chart: ChartStatus,
+
+    /// Status of each decomposed subchart, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subcharts: BTreeMap<String, ChartStatus>,
+}
+
+/// Status of one chart's release.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartStatus {
+    /// Error met while releasing, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+
+    /// Chart version released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+
+    /// Whether the chart was staged (original Orkestra's chart museum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<bool>,
+
+    /// Conditions copied from the HelmRelease.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+fn free_form_any(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // Any JSON value: the original examples write `params: nil` (a string) as well as objects.
+    schemars::json_schema!({
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+fn free_form_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
+impl ApplicationSpec {
+    /// The executors that release this application: the declared ones, or the implicit
+    /// `helmrelease` executor when none is declared.
+    pub fn executors(&self) -> Vec<Executor> {
+        if self.workflow.is_empty() {
+            vec![Executor::default_helmrelease()]
+        } else {
+            self.workflow.clone()
+        }
+    }
+}
+
+impl Executor {
+    /// The executor the original Orkestra assumed when `workflow` was empty.
+    pub fn default_helmrelease() -> Self {
+        Self {
+            name: "helmrelease".into(),
+            type_: Some("helmrelease".into()),
+            ..Self::default()
+        }
+    }
+
+    /// The executor's type; `None` when `type` is missing or names no known type.
+    pub fn executor_type(&self) -> Option<ExecutorType> {
+        self.type_.as_deref().and_then(ExecutorType::parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_is_cluster_scoped_with_short_names() {
+        let crd = crd();
+        assert_eq!(crd.spec.scope, "Cluster");
+        assert_eq!(
+            crd.spec.names.short_names,
+            Some(vec!["ag".to_string(), "appgroup".to_string()])
+        );
+        assert_eq!(crd.spec.names.plural, "applicationgroups");
+        assert!(crd.spec.versions[0].subresources.is_some());
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap_or_default();
+        let chart = schema.pointer(
+            "/openAPIV3Schema/properties/spec/properties/applications/items/properties/spec/properties/chart",
+        );
+        assert_eq!(
+            chart.and_then(|c| c.get("required")),
+            Some(&serde_json::json!(["url", "name"]))
+        );
+        assert!(
+            !serde_json::to_string(&schema)
+                .unwrap_or_default()
+                .contains(r#""default":"""#)
+        );
+    }
+}
+
+/// The CustomResourceDefinition of ApplicationGroup.
+///
+/// `#[serde(default)]` lets our own parsing report every missing field in words instead of
+/// stopping at the first, but schemars then marks those fields optional and gives them schema
+/// defaults (`""`, `[]`, `{}`) that the API server would write into objects. Both are put back
+/// here as the original API had them: its required fields, and only its own defaults
+/// (`version: '*'`, `interval: 5m`).
+pub fn crd() -> CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    const REQUIRED: &[(&[&str], &[&str])] = &[
+        (&["spec"], &["applications"]),
+        (&["spec", "applications", "[]"], &["name", "spec"]),
+        (
+            &["spec", "applications", "[]", "spec"],
+            &["chart", "release"],
+        ),
+        (
+            &["spec", "applications", "[]", "spec", "chart"],
+            &["url", "name"],
+        ),
+        (
+            &["spec", "applications", "[]", "spec", "subcharts", "[]"],
+            &["name"],
+        ),
+        (
+            &["spec", "applications", "[]", "spec", "workflow", "[]"],
+            &["name"],
+        ),
+    ];
+    let mut crd = ApplicationGroup::crd();
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        strip_empty_defaults(root);
+        for (path, fields) in REQUIRED {
+            if let Some(schema) = descend(root, path) {
+                schema.required = Some(fields.iter().map(|f| f.to_string()).collect());
+            }
+        }
+    }
+    crd
+}
+
+fn descend<'a>(
+    mut schema: &'a mut JSONSchemaProps,
+    path: &[&str],
+) -> Option<&'a mut JSONSchemaProps> {
+    for step in path {
+        schema = if *step == "[]" {
+            match schema.items.as_mut()? {
+                JSONSchemaPropsOrArray::Schema(items) => items,
+                JSONSchemaPropsOrArray::Schemas(_) => return None,
+            }
+        } else {
+            schema.properties.as_mut()?.get_mut(*step)?
+        };
+    }
+    Some(schema)
+}
+
+fn strip_empty_defaults(schema: &mut JSONSchemaProps) {
+    let empty = |d: &JSON| match &d.0 {
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Null => true,
+        _ => false,
+    };
+    if schema.default.as_ref().is_some_and(empty) {
+        schema.default = None;
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        strip_empty_defaults(child);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        strip_empty_defaults(items);
+    }
+}
+
+/// The CRD as YAML, exactly as checked in under `manifests/crd/`.
+pub fn crd_yaml() -> String {
+    let crd = crd();
+    let yaml = serde_saphyr::to_string(&crd).unwrap_or_default();
+    format!("# Generated from the Rust types by `kubectl-orkestra crd`; do not edit.\n{yaml}")
+}
+
+#[cfg(test)]
+mod crd_file {
+    /// The checked-in CRD must be what the types generate: regenerate with
+    /// `cargo run -p kubectl-orkestra -- crd > manifests/crd/applicationgroups.yaml`.
+    #[test]
+    fn checked_in_crd_matches_the_types() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../manifests/crd/applicationgroups.yaml"
+        );
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == super::crd_yaml(),
+            "{path} is out of date; run: cargo run -p kubectl-orkestra -- crd > manifests/crd/applicationgroups.yaml"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! The CRD's OpenAPI schema, used offline the way the API server uses it: fields the schema does
+//! not know are reported (the API server would refuse or prune them), so nothing a user wrote
+//! disappears unnoticed.
+
+use std::sync::LazyLock;
+
+use serde_json::Value;
+
+use crate::names;
+
+static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    let crd = crate::api::crd();
+    crd.spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null)
+});
+
+/// Calls `report(path, message)` for every field of `spec` and `status` that the schema does not
+/// define. `apiVersion`, `kind` and `metadata` are the API server's business.
+pub fn unknown_fields(object: &Value, report: &mut dyn FnMut(String, String)) {
+    let Some(props) = SCHEMA.get("properties") else {
+        return;
+    };
+    for root in ["spec", "status"] {
+        if let (Some(value), Some(schema)) = (object.get(root), props.get(root)) {
+            walk(value, schema, root.to_string(), report);
+        }
+    }
+}
+
+fn walk(value: &Value, schema: &Value, path: String, report: &mut dyn FnMut(String, String)) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (key, v) in map {
+                match props.get(key) {
+                    Some(s) => walk(v, s, format!("{path}.{key}"), report),
+                    None => {
+                        let hint = names::closest(key, props.keys().map(String::as_str))
+                            .map(|c| format!(" (did you mean {c:?}?)"))
+                            .unwrap_or_default();
+                        report(
+                            format!("{path}.{key}"),
+                            format!("unknown field {key:?}{hint}"),
+                        );
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, s, format!("{path}[{i}]"), report);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn typos_are_caught_with_a_hint() {
+        let obj = json!({"spec": {"applications": [{"name": "a", "dependecies": [],
+            "spec": {"chart": {"urll": "x"}, "release": {"values": {"anything": 1}}}}]}});
+        let mut found = Vec::new();
+        unknown_fields(&obj, &mut |p, m| found.push(format!("{p}: {m}")));
+        assert_eq!(
+            found,
+            vec![
+                "spec.applications[0].dependecies: unknown field \"dependecies\" (did you mean \"dependencies\"?)",
+                "spec.applications[0].spec.chart.urll: unknown field \"urll\" (did you mean \"url\"?)",
+            ]
+        );
+    }
+}
