@@ -191,11 +191,22 @@ gen_pki() {
   ) >"$STATE/logs/pki.log" 2>&1 || { cat "$STATE/logs/pki.log" >&2; die "openssl failed to make the test PKI"; }
 }
 
-start_daemon() { # start_daemon NAME ARGS...: detached, own session, all fds away from the caller
-  local name="$1"
+start_daemon() { # start_daemon NAME BINARY ARGS...: detached, own session, all fds away from the caller
+  local name="$1" exe="$2" pid i
   shift
+  # In a script (no job control) the child is no process-group leader, so setsid(1) does not fork and
+  # $! is the daemon itself once it has exec'd.
   setsid "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 &
-  echo $! >"$STATE/$name.pid"
+  pid=$!
+  echo "$pid" >"$STATE/$name.pid"
+  # Until the exec, /proc/$pid/exe is bash: wait for it, so later liveness checks can trust the PID.
+  for ((i = 0; i < 100; i++)); do
+    pid_alive "$pid" "$exe" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  log "$name (pid $pid) did not start as $exe"
+  return 1
 }
 
 # wait_until SECONDS WHAT CMD...: poll CMD every 100 ms; exit status 2 from CMD means "give up now".
@@ -234,7 +245,7 @@ start_control_plane() {
   start_daemon etcd "$BIN/etcd" --name t --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$EP" --advertise-client-urls "http://127.0.0.1:$EP" \
     --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
-    --initial-cluster "t=http://127.0.0.1:$PP" --unsafe-no-fsync --log-level=warn
+    --initial-cluster "t=http://127.0.0.1:$PP" --unsafe-no-fsync --log-level=warn || return 1
   wait_until 30 "etcd /health" etcd_healthy || return 1
   start_daemon kube-apiserver "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$EP" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$AP" --cert-dir="$STATE/certs" \
@@ -242,7 +253,7 @@ start_control_plane() {
     --client-ca-file="$STATE/pki/ca.crt" --authorization-mode=RBAC --disable-admission-plugins=ServiceAccount \
     --service-account-issuer="https://127.0.0.1:$AP" --service-account-key-file="$STATE/pki/sa.pub" \
     --service-account-signing-key-file="$STATE/pki/sa.key" --service-cluster-ip-range=10.0.0.0/24 \
-    --profiling=false --v=1
+    --profiling=false --v=1 || return 1
   wait_until 90 "kube-apiserver /readyz" apiserver_ready
 }
 
