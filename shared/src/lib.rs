@@ -5,8 +5,10 @@
 //! are thin shells around these functions, so they can never disagree.
 
 pub mod api;
+pub mod argo;
 pub mod defaults;
 pub mod duration;
+pub mod flux;
 pub mod graph;
 pub mod model;
 pub mod names;

@@ -357,6 +357,15 @@ fn validate_application(i: usize, app: &Application, report: &mut Report) {
             .collect::<Vec<_>>(),
         report,
     );
+    let app_key = names::to_dns1123(&app.name, DNS1123_LABEL_MAX);
+    for (k, sub) in app.spec.subcharts.iter().enumerate() {
+        if app_key.is_some() && names::to_dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
+            report.error(
+                format!("{base}.subcharts[{k}].name"),
+                format!("subchart {:?} of application {:?} has the application's own name; the two releases would clash", sub.name, app.name),
+            );
+        }
+    }
     for (k, executor) in app.spec.workflow.iter().enumerate() {
         validate_executor(
             &format!("{base}.workflow[{k}]"),

@@ -1,0 +1,399 @@
+//! The Argo Workflow templates that release a group, and the Workflow built from them.
+//!
+//! Layout: an `entry` DAG with one task per application; one DAG per application (`app-<name>`)
+//! with one task per subchart and one for the application's own chart, which depends on every
+//! subchart (the parent is released last, as in the original Orkestra); when an application has
+//! several executors, each chart task runs a small DAG of them (`app-<name>--<chart>`). Executor
+//! steps are container templates: ours (`kubectl-orkestra executor helmrelease`), keptn's, or the
+//! user's own image.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
+use crate::graph::Dag;
+use crate::names::{self, DNS1123_LABEL_MAX};
+use crate::{flux, model};
+
+/// Workflow `apiVersion`.
+pub const WORKFLOW_API_VERSION: &str = "argoproj.io/v1alpha1";
+/// Name of the entry DAG template.
+pub const ENTRYPOINT: &str = "entry";
+/// Template of our HelmRelease executor.
+pub const HELMRELEASE_TEMPLATE: &str = "executor-helmrelease";
+/// Template of the keptn executor.
+pub const KEPTN_TEMPLATE: &str = "executor-keptn";
+/// The keptn executor image the original Orkestra shipped.
+pub const KEPTN_IMAGE: &str = "azureorkestra/keptn-executor:v0.1.0";
+/// Default step timeout, when `release.timeout` is unset.
+pub const DEFAULT_TIMEOUT: &str = "5m";
+
+/// The settings that shape the templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Image running `kubectl-orkestra executor helmrelease`.
+    pub executor_image: String,
+    /// Parallelism of every DAG.
+    pub parallelism: i64,
+}
+
+/// The Kubernetes-friendly name of an application (validated to be unique in the group).
+pub fn app_key(app: &str) -> String {
+    names::to_dns1123(app, DNS1123_LABEL_MAX)
+        .unwrap_or_else(|| format!("x{}", names::short_hash(app)))
+}
+
+/// Name of an application's DAG template.
+pub fn app_template(app: &str) -> String {
+    format!("app-{}", app_key(app))
+}
+
+/// Every template that releases the group, in a stable order: `entry`, the application DAGs,
+/// then the executor containers.
+pub fn templates(group: &str, spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
+    let apps = &spec.applications;
+    let dag = Dag::new(
+        apps.iter()
+            .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
+    );
+    let entry_tasks: Vec<Value> = apps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| dag.index_of(&apps[*i].name) == Some(*i))
+        .map(|(i, app)| {
+            let deps: Vec<String> = dag
+                .dependencies(i)
+                .iter()
+                .map(|&d| app_key(dag.name(d)))
+                .collect();
+            task(&app_key(&app.name), &app_template(&app.name), deps, None)
+        })
+        .collect();
+    let mut out = vec![dag_template(ENTRYPOINT, entry_tasks, settings)];
+    let mut executors = Vec::new();
+    for (i, app) in apps.iter().enumerate() {
+        if dag.index_of(&app.name) != Some(i) {
+            continue;
+        }
+        out.extend(application_templates(group, app, settings, &mut executors));
+    }
+    out.push(helmrelease_template(&settings.executor_image));
+    if executors.contains(&ExecutorType::Keptn) {
+        out.push(keptn_template());
+    }
+    out.extend(custom_templates(apps));
+    out
+}
+
+/// The DAG of one application, plus the per-chart executor DAGs it needs.
+fn application_templates(
+    group: &str,
+    app: &Application,
+    settings: &Settings,
+    used: &mut Vec<ExecutorType>,
+) -> Vec<Value> {
+    let executors = app.spec.executors();
+    for e in &executors {
+        if let Some(t) = e.executor_type()
+            && !used.contains(&t)
+        {
+            used.push(t);
+        }
+    }
+    let subs = &app.spec.subcharts;
+    let sub_dag = Dag::new(
+        subs.iter()
+            .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
+    );
+    let mut tasks = Vec::new();
+    let mut extra = Vec::new();
+    let mut sub_keys = Vec::new();
+    for (k, sub) in subs.iter().enumerate() {
+        if sub_dag.index_of(&sub.name) != Some(k) {
+            continue;
+        }
+        let key = app_key(&sub.name);
+        let deps = sub_dag
+            .dependencies(k)
+            .iter()
+            .map(|&d| app_key(sub_dag.name(d)))
+            .collect();
+        tasks.push(chart_task(
+            group,
+            app,
+            Some(sub),
+            &key,
+            deps,
+            &executors,
+            &mut extra,
+        ));
+        sub_keys.push(key);
+    }
+    tasks.push(chart_task(
+        group,
+        app,
+        None,
+        &app_key(&app.name),
+        sub_keys,
+        &executors,
+        &mut extra,
+    ));
+    let mut out = vec![dag_template(&app_template(&app.name), tasks, settings)];
+    out.extend(extra);
+    out
+}
+
+/// The task releasing one chart: the executor itself when there is one, else a DAG of them.
+fn chart_task(
+    group: &str,
+    app: &Application,
+    subchart: Option<&Subchart>,
+    key: &str,
+    deps: Vec<String>,
+    executors: &[Executor],
+    extra: &mut Vec<Value>,
+) -> Value {
+    let manifest = flux::release_manifest(group, app, subchart);
+    let timeout = app
+        .spec
+        .release
+        .as_ref()
+        .and_then(|r| r.timeout.clone())
+        .unwrap_or_else(|| DEFAULT_TIMEOUT.into());
+    if let [only] = executors {
+        let (template, args) = executor_call(app, only, &manifest, &timeout);
+        return task(key, &template, deps, Some(args));
+    }
+    let name = format!("{}--{key}", app_template(&app.name));
+    let exec_dag = Dag::new(
+        executors
+            .iter()
+            .map(|e| (e.name.as_str(), e.dependencies.iter().map(String::as_str))),
+    );
+    let tasks: Vec<Value> = executors
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| exec_dag.index_of(&e.name) == Some(*i))
+        .map(|(i, e)| {
+            let (template, args) = executor_call(app, e, &manifest, &timeout);
+            let deps = exec_dag
+                .dependencies(i)
+                .iter()
+                .map(|&d| app_key(exec_dag.name(d)))
+                .collect();
+            task(&app_key(&e.name), &template, deps, Some(args))
+        })
+        .collect();
+    extra.push(json!({ "name": name, "dag": { "tasks": tasks } }));
+    task(key, &name, deps, None)
+}
+
+/// The template an executor runs and the arguments it gets for one chart.
+fn executor_call(
+    app: &Application,
+    executor: &Executor,
+    manifest: &Value,
+    timeout: &str,
+) -> (String, Value) {
+    let compact = manifest.to_string();
+    match executor.executor_type() {
+        Some(ExecutorType::Keptn) => {
+            let (cm_name, cm_namespace) = model::keptn_config_map(executor).unwrap_or_default();
+            (
+                KEPTN_TEMPLATE.into(),
+                params(&[
+                    ("helmrelease", &b64(&release_of(manifest))),
+                    ("timeout", timeout),
+                    ("configMapName", &cm_name),
+                    ("configMapNamespace", &cm_namespace),
+                ]),
+            )
+        }
+        Some(ExecutorType::Custom) => {
+            let data = executor
+                .params
+                .as_ref()
+                .and_then(|p| p.get("data"))
+                .map(Value::to_string)
+                .unwrap_or_default();
+            (
+                custom_template(&app.name, &executor.name),
+                params(&[
+                    ("helmrelease", &b64(&release_of(manifest))),
+                    ("timeout", timeout),
+                    ("data", &b64(&data)),
+                ]),
+            )
+        }
+        // Unknown types are refused by validation; release with our executor meanwhile.
+        Some(ExecutorType::HelmRelease) | None => (
+            HELMRELEASE_TEMPLATE.into(),
+            params(&[("manifest", &compact), ("timeout", timeout)]),
+        ),
+    }
+}
+
+fn release_of(manifest: &Value) -> String {
+    manifest
+        .pointer("/items/1")
+        .map(Value::to_string)
+        .unwrap_or_default()
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn params(pairs: &[(&str, &str)]) -> Value {
+    let parameters: Vec<Value> = pairs
+        .iter()
+        .map(|(n, v)| json!({ "name": n, "value": v }))
+        .collect();
+    json!({ "parameters": parameters })
+}
+
+fn task(name: &str, template: &str, deps: Vec<String>, arguments: Option<Value>) -> Value {
+    let mut t = json!({ "name": name, "template": template });
+    if !deps.is_empty() {
+        t["dependencies"] = json!(deps);
+    }
+    if let Some(a) = arguments {
+        t["arguments"] = a;
+    }
+    t
+}
+
+fn dag_template(name: &str, tasks: Vec<Value>, settings: &Settings) -> Value {
+    json!({ "name": name, "parallelism": settings.parallelism, "dag": { "tasks": tasks } })
+}
+
+fn helmrelease_template(image: &str) -> Value {
+    json!({
+        "name": HELMRELEASE_TEMPLATE,
+        "inputs": { "parameters": [
+            { "name": "manifest" },
+            { "name": "timeout", "default": DEFAULT_TIMEOUT },
+        ]},
+        "container": {
+            "name": "executor",
+            "image": image,
+            "command": ["kubectl-orkestra"],
+            "args": [
+                "executor", "helmrelease", "--action", "install",
+                "--manifest", "{{inputs.parameters.manifest}}",
+                "--timeout", "{{inputs.parameters.timeout}}",
+            ],
+        },
+    })
+}
+
+fn keptn_template() -> Value {
+    json!({
+        "name": KEPTN_TEMPLATE,
+        "inputs": { "parameters": [
+            { "name": "helmrelease" },
+            { "name": "timeout", "default": DEFAULT_TIMEOUT },
+            { "name": "configMapName" },
+            { "name": "configMapNamespace" },
+        ]},
+        "container": {
+            "name": "executor",
+            "image": KEPTN_IMAGE,
+            "args": [
+                "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
+                "--timeout", "{{inputs.parameters.timeout}}",
+                "--configmap-name", "{{inputs.parameters.configMapName}}",
+                "--configmap-namespace", "{{inputs.parameters.configMapNamespace}}",
+            ],
+        },
+    })
+}
+
+/// Custom executors get one template each, so each runs its own image.
+fn custom_template(app: &str, executor: &str) -> String {
+    format!("executor-custom--{}--{}", app_key(app), app_key(executor))
+}
+
+fn custom_templates(apps: &[Application]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for app in apps {
+        for e in app
+            .spec
+            .workflow
+            .iter()
+            .filter(|e| e.executor_type() == Some(ExecutorType::Custom))
+        {
+            let name = custom_template(&app.name, &e.name);
+            if out.iter().any(|t| t["name"] == name.as_str()) {
+                continue;
+            }
+            let container_name = e
+                .image
+                .as_ref()
+                .and_then(|i| i.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("executor");
+            out.push(json!({
+                "name": name,
+                "inputs": { "parameters": [
+                    { "name": "helmrelease" },
+                    { "name": "timeout", "default": DEFAULT_TIMEOUT },
+                    { "name": "data" },
+                ]},
+                "container": {
+                    "name": container_name,
+                    "image": model::custom_image(e).unwrap_or_default(),
+                    "args": [
+                        "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
+                        "--timeout", "{{inputs.parameters.timeout}}", "--interval", "1s",
+                        "--data", "{{inputs.parameters.data}}",
+                    ],
+                },
+            }));
+        }
+    }
+    out
+}
+
+/// Identity and ownership of a Workflow created for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowMeta {
+    /// Workflow name, e.g. `<group>-r3`.
+    pub name: String,
+    /// Namespace the Workflow runs in.
+    pub namespace: String,
+    /// Labels (owner, revision, type).
+    pub labels: Vec<(String, String)>,
+}
+
+/// A Workflow that runs the group's injected templates, exactly as the object shows them.
+pub fn workflow(spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -> Value {
+    let wt = spec.workflow_template.clone().unwrap_or_default();
+    let labels: serde_json::Map<String, Value> = meta
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    let mut wf_spec = json!({
+        "entrypoint": ENTRYPOINT,
+        "templates": wt.templates.unwrap_or_default(),
+    });
+    if let Some(sa) = wt.service_account_name {
+        wf_spec["serviceAccountName"] = json!(sa);
+    }
+    if let Some(p) = wt.parallelism {
+        wf_spec["parallelism"] = json!(p);
+    }
+    if let Some(gc) = wt.pod_gc {
+        wf_spec["podGC"] = gc;
+    }
+    if let Some(d) = wt.active_deadline_seconds {
+        wf_spec["activeDeadlineSeconds"] = json!(d);
+    }
+    json!({
+        "apiVersion": WORKFLOW_API_VERSION,
+        "kind": "Workflow",
+        "metadata": { "name": meta.name, "namespace": meta.namespace, "labels": labels },
+        "spec": wf_spec,
+    })
+}
