@@ -1,0 +1,619 @@
+//! AdmissionReview bytes in, AdmissionReview bytes out: the pure heart of the webhook.
+//!
+//! No I/O, no clocks: the server hands us the request body and writes back what we return, so every
+//! verdict can be tested on JSON fixtures. The rules themselves live in the `orkestra` crate
+//! ([`orkestra::validate::validate_object`], [`orkestra::defaults::mutation_patch`]) and are the
+//! same ones `kubectl orkestra validate` runs.
+//!
+//! Contract with the apiserver (kubernetes.io "Dynamic Admission Control"):
+//! - the answer echoes `request.uid`, always; when the body parses as JSON but the review inside
+//!   is broken, the uid is recovered from the raw JSON and the request is denied with the reason;
+//! - a denial carries every violation with its field path in `status.message`, and one
+//!   `status.details.causes` entry per violation with `field`;
+//! - warnings are each under 120 characters;
+//! - a patch is an RFC 6902 JSON patch, sent as a base64 string (kube serializes `patch` as a
+//!   number array, kube-rs/kube#1781, so we write the field ourselves).
+
+use base64::Engine as _;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::response::{Status, StatusCause, StatusDetails, StatusSummary};
+use orkestra::defaults::DefaultsError;
+use orkestra::validate::{Report, Violation};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The API group of the resources this webhook admits.
+pub const GROUP: &str = "orkestra.azure.microsoft.com";
+/// The only served version.
+pub const VERSION: &str = "v1alpha1";
+/// The kind this webhook admits.
+pub const KIND: &str = "ApplicationGroup";
+/// The only AdmissionReview version we speak (`admissionReviewVersions: [v1]`).
+pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+/// Longest warning, in characters: the apiserver asks for at most 120 and truncates beyond 256.
+pub const WARNING_MAX_CHARS: usize = 119;
+/// At most this many warnings per answer; the last one says how many were left out.
+pub const MAX_WARNINGS: usize = 20;
+/// At most this many violations are spelled out in a denial; the message says how many more.
+/// Real groups never come near it; it keeps a pathological object from producing a
+/// megabyte-sized error message.
+pub const MAX_LISTED_VIOLATIONS: usize = 100;
+
+/// What to do with rule violations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Enforcement {
+    /// Deny objects that break a rule.
+    #[default]
+    Deny,
+    /// Admit them, with every violation as an admission warning (for clusters that already hold
+    /// broken groups).
+    Warn,
+}
+
+/// Which webhook of the pair a review was sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// How a request was answered, for metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed, nothing to change.
+    Allowed = 0,
+    /// Allowed with a JSON patch.
+    Patched = 1,
+    /// Allowed although rules were broken (warn enforcement).
+    Warned = 2,
+    /// Denied because the object breaks rules.
+    Denied = 3,
+    /// The review itself was broken (denied, or answered 400 when it had no uid).
+    Malformed = 4,
+    /// Refused at the HTTP layer (size, content type, timeouts) before admission ran.
+    Rejected = 5,
+    /// An internal error (a bug): the request was denied.
+    Error = 6,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 7] = [
+        Verdict::Allowed,
+        Verdict::Patched,
+        Verdict::Warned,
+        Verdict::Denied,
+        Verdict::Malformed,
+        Verdict::Rejected,
+        Verdict::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Patched => "patched",
+            Verdict::Warned => "warned",
+            Verdict::Denied => "denied",
+            Verdict::Malformed => "malformed",
+            Verdict::Rejected => "rejected",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+/// The domain functions a review is judged by. Production uses [`Rules::ORKESTRA`]; tests can
+/// substitute fakes to exercise the answer formatting independently of the rules.
+#[derive(Clone, Copy)]
+pub struct Rules {
+    pub validate: fn(&Value, Option<&Value>) -> Report,
+    pub mutate: fn(&Value) -> Result<json_patch::Patch, DefaultsError>,
+}
+
+impl Rules {
+    /// The rules of the `orkestra` crate, shared with `kubectl orkestra validate`.
+    pub const ORKESTRA: Rules = Rules {
+        validate: orkestra::validate::validate_object,
+        mutate: orkestra::defaults::mutation_patch,
+    };
+}
+
+/// The reviewer: enforcement mode plus rules.
+#[derive(Clone, Copy)]
+pub struct Admission {
+    pub enforcement: Enforcement,
+    pub rules: Rules,
+}
+
+impl Admission {
+    pub fn new(enforcement: Enforcement) -> Self {
+        Self {
+            enforcement,
+            rules: Rules::ORKESTRA,
+        }
+    }
+}
+
+/// One answer: HTTP status (200, or 400 when there is no uid to answer to), JSON body, verdict.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub http_status: u16,
+    pub body: Vec<u8>,
+    pub verdict: Verdict,
+    /// The request's uid, when one could be found (for logs).
+    pub uid: Option<String>,
+    /// One line saying what happened (for logs).
+    pub summary: String,
+}
+
+impl Admission {
+    /// Reviews one AdmissionReview body sent to `endpoint`. Never panics on any input (as long as
+    /// the rules do not).
+    pub fn review(&self, endpoint: Endpoint, body: &[u8]) -> Answer {
+        let mut value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("request body is not a valid AdmissionReview: {e}");
+                return match scan_uid(body) {
+                    Some(uid) => malformed(uid, reason),
+                    None => bad_request(&reason),
+                };
+            }
+        };
+        let uid = match value.pointer("/request/uid").and_then(Value::as_str) {
+            Some(uid) if !uid.is_empty() => uid.to_owned(),
+            _ => {
+                let what = if value.get("request").is_some_and(Value::is_object) {
+                    "request.uid is missing or empty"
+                } else {
+                    "request is missing"
+                };
+                return bad_request(&format!(
+                    "{what}: an AdmissionReview cannot be answered without the uid of its request"
+                ));
+            }
+        };
+        let api_version = value.get("apiVersion").and_then(Value::as_str);
+        if api_version != Some(REVIEW_API_VERSION) {
+            return malformed(
+                uid,
+                format!(
+                    "unsupported AdmissionReview apiVersion {}: this webhook speaks {REVIEW_API_VERSION} \
+                     (set admissionReviewVersions: [v1])",
+                    show(api_version)
+                ),
+            );
+        }
+        let kind = value.get("kind").and_then(Value::as_str);
+        if kind != Some("AdmissionReview") {
+            return malformed(
+                uid,
+                format!("expected kind AdmissionReview, got {}", show(kind)),
+            );
+        }
+
+        // Take the objects out before the typed decode: they are handed to the rules as JSON
+        // anyway, and this way a 1 MiB object is parsed once and never copied.
+        let (object, old_object) = match value.get_mut("request").and_then(Value::as_object_mut) {
+            Some(req) => (req.remove("object"), req.remove("oldObject")),
+            None => (None, None),
+        };
+        let review: AdmissionReview<DynamicObject> = match serde_json::from_value(value) {
+            Ok(r) => r,
+            Err(e) => return malformed(uid, format!("malformed AdmissionReview request: {e}")),
+        };
+        let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+            Ok(r) => r,
+            Err(_) => return malformed(uid, "AdmissionReview has no request".to_owned()),
+        };
+
+        let gvk = &req.kind;
+        if gvk.group != GROUP || gvk.kind != KIND || gvk.version != VERSION {
+            return malformed(
+                uid,
+                format!(
+                    "this webhook admits {GROUP}/{VERSION} {KIND} only, not {}/{} {}: \
+                     check the rules of the webhook configuration",
+                    gvk.group, gvk.version, gvk.kind
+                ),
+            );
+        }
+        if !matches!(req.operation, Operation::Create | Operation::Update) {
+            // Not registered for DELETE/CONNECT; if it ever is, there is nothing to check.
+            return respond(
+                AdmissionResponse::from(&req),
+                Verdict::Allowed,
+                format!("{:?} allowed", req.operation),
+            );
+        }
+        let object = match object {
+            Some(o @ Value::Object(_)) => o,
+            Some(Value::Null) | None => {
+                return malformed(
+                    uid,
+                    format!("request.object is missing on a {:?}", req.operation),
+                );
+            }
+            Some(_) => return malformed(uid, "request.object is not a JSON object".to_owned()),
+        };
+        let old_object = match old_object {
+            Some(o @ Value::Object(_)) => Some(o),
+            _ => None,
+        };
+        match endpoint {
+            Endpoint::Validate => self.validate(&req, &object, old_object.as_ref()),
+            Endpoint::Mutate => self.mutate(&req, &object),
+        }
+    }
+
+    fn validate(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> Answer {
+        let report = (self.rules.validate)(object, old);
+        let mut res = AdmissionResponse::from(req);
+        let name = object_name(object);
+        if report.errors.is_empty() {
+            let n = report.warnings.len();
+            set_warnings(&mut res, warning_lines("", &report.warnings));
+            return respond(
+                res,
+                Verdict::Allowed,
+                format!("{name} allowed ({n} warnings)"),
+            );
+        }
+        match self.enforcement {
+            Enforcement::Deny => {
+                let message = denial_message(&name, &report.errors);
+                res = res.deny(&message);
+                res.result = Status {
+                    status: Some(StatusSummary::Failure),
+                    code: 422,
+                    message,
+                    reason: "Invalid".to_owned(),
+                    details: Some(StatusDetails {
+                        name: name_only(object).to_owned(),
+                        group: GROUP.to_owned(),
+                        kind: KIND.to_owned(),
+                        uid: String::new(),
+                        causes: report
+                            .errors
+                            .iter()
+                            .take(MAX_LISTED_VIOLATIONS)
+                            .map(|v| StatusCause {
+                                reason: "FieldValueInvalid".to_owned(),
+                                message: v.message.clone(),
+                                field: v.path.clone(),
+                            })
+                            .collect(),
+                        retry_after_seconds: 0,
+                    }),
+                    metadata: None,
+                };
+                set_warnings(&mut res, warning_lines("", &report.warnings));
+                let n = report.errors.len();
+                respond(
+                    res,
+                    Verdict::Denied,
+                    format!("{name} denied ({n} violations)"),
+                )
+            }
+            Enforcement::Warn => {
+                let mut lines = warning_lines("not enforced: ", &report.errors);
+                lines.extend(warning_lines("", &report.warnings));
+                set_warnings(&mut res, lines);
+                res.audit_annotations
+                    .insert("violations".to_owned(), report.errors.len().to_string());
+                let n = report.errors.len();
+                respond(
+                    res,
+                    Verdict::Warned,
+                    format!("{name} admitted despite {n} violations (warn enforcement)"),
+                )
+            }
+        }
+    }
+
+    fn mutate(&self, req: &AdmissionRequest<DynamicObject>, object: &Value) -> Answer {
+        let res = AdmissionResponse::from(req);
+        let name = object_name(object);
+        match (self.rules.mutate)(object) {
+            Ok(patch) if patch.0.is_empty() => {
+                respond(res, Verdict::Allowed, format!("{name}: nothing to default"))
+            }
+            Ok(patch) => {
+                let ops = patch.0.len();
+                match res.clone().with_patch(patch) {
+                    Ok(patched) => respond(
+                        patched,
+                        Verdict::Patched,
+                        format!("{name}: {ops} patch operations"),
+                    ),
+                    Err(e) => {
+                        // Serializing a patch of JSON values cannot really fail; if it does,
+                        // admit unchanged and let the validating webhook judge the object.
+                        let mut res = res;
+                        set_warnings(
+                            &mut res,
+                            vec![warning("", &format!("defaults not applied: {e}"))],
+                        );
+                        respond(
+                            res,
+                            Verdict::Error,
+                            format!("{name}: patch not serializable: {e}"),
+                        )
+                    }
+                }
+            }
+            Err(e) => {
+                // The spec does not parse. Mutating runs before schema validation; the validating
+                // webhook denies with the full reason, so only warn here (no double report).
+                let mut res = res;
+                set_warnings(
+                    &mut res,
+                    vec![warning("", &format!("defaults not applied: {e}"))],
+                );
+                respond(res, Verdict::Allowed, format!("{name}: not defaulted: {e}"))
+            }
+        }
+    }
+}
+
+/// The whole answer for a denial, readable by a person: every violation with its field path.
+pub fn denial_message(name: &str, errors: &[Violation]) -> String {
+    let mut msg = format!("{name} is invalid: ");
+    for (i, v) in errors.iter().take(MAX_LISTED_VIOLATIONS).enumerate() {
+        if i > 0 {
+            msg.push_str("; ");
+        }
+        push_violation(&mut msg, v);
+    }
+    if errors.len() > MAX_LISTED_VIOLATIONS {
+        msg.push_str(&format!(
+            "; and {} more (run `kubectl orkestra validate -f` for the full list)",
+            errors.len() - MAX_LISTED_VIOLATIONS
+        ));
+    }
+    msg
+}
+
+fn push_violation(out: &mut String, v: &Violation) {
+    if v.path.is_empty() {
+        out.push_str(&v.message);
+    } else {
+        out.push_str(&v.path);
+        out.push_str(": ");
+        out.push_str(&v.message);
+    }
+}
+
+fn warning_lines(prefix: &str, violations: &[Violation]) -> Vec<String> {
+    violations
+        .iter()
+        .map(|v| {
+            let mut s = String::new();
+            push_violation(&mut s, v);
+            warning(prefix, &s)
+        })
+        .collect()
+}
+
+/// One admission warning: control characters flattened, at most [`WARNING_MAX_CHARS`] characters
+/// (cut with an ellipsis).
+pub fn warning(prefix: &str, text: &str) -> String {
+    let mut out = String::with_capacity(WARNING_MAX_CHARS + 4);
+    let mut chars = prefix
+        .chars()
+        .chain(text.chars())
+        .map(|c| if c.is_control() { ' ' } else { c });
+    let mut n = 0;
+    while let Some(c) = chars.next() {
+        if n == WARNING_MAX_CHARS - 1 {
+            // One character left: keep it if it is the last one, else mark the cut.
+            match chars.next() {
+                None => out.push(c),
+                Some(_) => out.push('…'),
+            }
+            break;
+        }
+        out.push(c);
+        n += 1;
+    }
+    out
+}
+
+fn set_warnings(res: &mut AdmissionResponse, mut lines: Vec<String>) {
+    if lines.is_empty() {
+        return;
+    }
+    if lines.len() > MAX_WARNINGS {
+        let more = lines.len() - (MAX_WARNINGS - 1);
+        lines.truncate(MAX_WARNINGS - 1);
+        lines.push(format!(
+            "{more} more warnings: run `kubectl orkestra validate -f` for all"
+        ));
+    }
+    match &mut res.warnings {
+        Some(existing) => existing.extend(lines),
+        None => res.warnings = Some(lines),
+    }
+}
+
+fn object_name(object: &Value) -> String {
+    format!("{KIND} {:?}", name_only(object))
+}
+
+fn name_only(object: &Value) -> &str {
+    let meta = object.get("metadata");
+    meta.and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            meta.and_then(|m| m.get("generateName"))
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("")
+}
+
+fn show(v: Option<&str>) -> String {
+    match v {
+        Some(s) => format!("{s:?}"),
+        None => "(none)".to_owned(),
+    }
+}
+
+/// Deny a review whose request is broken, with the uid we could recover.
+fn malformed(uid: String, reason: String) -> Answer {
+    // `invalid` is kube's constructor for an answer without a request; give it the uid back.
+    let mut res = AdmissionResponse::invalid(&reason);
+    res.uid = uid.clone();
+    res.result = Status {
+        status: Some(StatusSummary::Failure),
+        code: 400,
+        message: reason.clone(),
+        reason: "BadRequest".to_owned(),
+        details: None,
+        metadata: None,
+    };
+    Answer {
+        http_status: 200,
+        body: encode(res),
+        verdict: Verdict::Malformed,
+        uid: Some(uid),
+        summary: reason,
+    }
+}
+
+/// An answer with no uid to give: HTTP 400 and a `Status` body.
+fn bad_request(reason: &str) -> Answer {
+    Answer {
+        http_status: 400,
+        body: status_body(400, "BadRequest", reason),
+        verdict: Verdict::Malformed,
+        uid: None,
+        summary: reason.to_owned(),
+    }
+}
+
+/// A `meta/v1` Status document, the body of every non-200 answer.
+pub fn status_body(code: u16, reason: &str, message: &str) -> Vec<u8> {
+    let status = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    });
+    serde_json::to_vec(&status).unwrap_or_default()
+}
+
+fn respond(res: AdmissionResponse, verdict: Verdict, summary: String) -> Answer {
+    let uid = Some(res.uid.clone());
+    Answer {
+        http_status: 200,
+        body: encode(res),
+        verdict,
+        uid,
+        summary,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireReview<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: WireResponse<'a>,
+}
+
+#[derive(Serialize)]
+struct WireResponse<'a> {
+    #[serde(flatten)]
+    response: &'a AdmissionResponse,
+    /// The RFC 6902 patch as standard base64, the documented encoding of `[]byte` in JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+}
+
+/// Serializes the response inside an `admission.k8s.io/v1` AdmissionReview, with `patch` as a
+/// base64 string instead of kube's number array.
+fn encode(mut res: AdmissionResponse) -> Vec<u8> {
+    let patch = res
+        .patch
+        .take()
+        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+    let wire = WireReview {
+        api_version: REVIEW_API_VERSION,
+        kind: "AdmissionReview",
+        response: WireResponse {
+            response: &res,
+            patch,
+        },
+    };
+    // Plain strings, numbers and maps with string keys: serializing cannot fail. Fall back to a
+    // minimal deny with the uid rather than panicking if it ever does.
+    serde_json::to_vec(&wire).unwrap_or_else(|e| {
+        let fallback = serde_json::json!({
+            "apiVersion": REVIEW_API_VERSION,
+            "kind": "AdmissionReview",
+            "response": {"uid": res.uid, "allowed": false,
+                         "status": {"code": 500, "message": format!("cannot encode answer: {e}")}},
+        });
+        serde_json::to_vec(&fallback).unwrap_or_default()
+    })
+}
+
+/// Finds `request.uid` in a body that is not valid JSON (truncated, invalid UTF-8 somewhere
+/// else): the first `"uid": "…"` after `"request"`. Best effort; only used to deny politely.
+pub fn scan_uid(body: &[u8]) -> Option<String> {
+    let start = find(body, b"\"request\"")?;
+    let mut rest = &body[start..];
+    loop {
+        let at = find(rest, b"\"uid\"")?;
+        rest = &rest[at + 5..];
+        let after = trim_ws(rest);
+        let Some(after) = after.strip_prefix(b":") else {
+            continue;
+        };
+        let after = trim_ws(after);
+        let Some(after) = after.strip_prefix(b"\"") else {
+            continue;
+        };
+        let end = after.iter().take(256).position(|&b| b == b'"')?;
+        let uid = &after[..end];
+        if uid.is_empty() || uid.iter().any(|&b| b == b'\\' || b.is_ascii_control()) {
+            return None;
+        }
+        return std::str::from_utf8(uid).ok().map(str::to_owned);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn trim_ws(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;
