@@ -362,7 +362,7 @@ fn validate_application(i: usize, app: &Application, report: &mut Report) {
         if app_key.is_some() && names::to_dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
             report.error(
                 format!("{base}.subcharts[{k}].name"),
-                format!("subchart {:?} of application {:?} has the application's own name; the two releases would clash", sub.name, app.name),
+                format!("subchart {:?} of application {:?} has the same Kubernetes name as its application; the two release steps would collide", sub.name, app.name),
             );
         }
     }
@@ -412,19 +412,33 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
 fn check_release_names(apps: &[Application], report: &mut Report) {
     let mut seen: HashMap<(String, String), String> = HashMap::new();
     for (i, app) in apps.iter().enumerate() {
-        for release in model::releases_of(app) {
+        let releases = model::releases_of(app);
+        let (subs, own) = releases.split_at(releases.len() - 1);
+        let paths = app
+            .spec
+            .subcharts
+            .iter()
+            .enumerate()
+            .map(|(k, _)| format!("spec.applications[{i}].spec.subcharts[{k}].name"))
+            .chain([format!("spec.applications[{i}].name")]);
+        for (k, (release, path)) in subs.iter().chain(own).zip(paths).enumerate() {
+            // A subchart listed twice is already reported as a duplicate.
+            if release.subchart.is_some() && subs[..k].iter().any(|r| r.subchart == release.subchart) {
+                continue;
+            }
             let key = (release.namespace.clone(), release.name.clone());
             let who = release.describe();
-            if let Some(other) = seen.get(&key) {
-                report.error(
-                    format!("spec.applications[{i}].name"),
+            match seen.get(&key) {
+                Some(other) => report.error(
+                    path,
                     format!(
                         "{who} and {other} would both release {:?} into namespace {:?}",
                         release.name, release.namespace
                     ),
-                );
-            } else {
-                seen.insert(key, who);
+                ),
+                None => {
+                    seen.insert(key, who);
+                }
             }
         }
     }
@@ -481,5 +495,29 @@ mod tests {
         for v in ["", "*", "1.x", ">=1.0", "^1.2", "~1.2", "1.0 - 2.0"] {
             assert!(!is_pinned(v), "{v}");
         }
+    }
+}
+
+/// What admission would make of an object: the mutating webhook's result and the validating
+/// webhook's verdict on it, in the API server's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// Errors and warnings about the object as it would be stored.
+    pub report: Report,
+    /// The defaulted object, when the spec could be read.
+    pub mutated: Option<Value>,
+}
+
+/// Mutates, then validates `object`, exactly as `kubectl apply` through both webhooks would.
+pub fn check(object: &Value) -> Checked {
+    match crate::defaults::default_object(object) {
+        Ok(mutated) => Checked {
+            report: validate_object(&mutated, None),
+            mutated: Some(mutated),
+        },
+        Err(_) => Checked {
+            report: validate_object(object, None),
+            mutated: None,
+        },
     }
 }

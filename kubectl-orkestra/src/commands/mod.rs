@@ -1,0 +1,33 @@
+//! One module per subcommand; each turns parsed arguments into calls to the `orkestra` crate.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+mod graph;
+mod validate;
+
+/// Everything valid.
+pub const EXIT_OK: u8 = 0;
+/// Something invalid (or a release failed).
+pub const EXIT_INVALID: u8 = 1;
+/// Usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Graph(args) => graph::run(&args),
+        Command::Crd => {
+            crate::output::write_stdout(&orkestra::api::crd_yaml())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "kubectl-orkestra", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
