@@ -486,6 +486,48 @@ fn is_pinned(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn group(apps: Value) -> Value {
+        json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+               "metadata": {"name": "shop"}, "spec": {"applications": apps}})
+    }
+
+    fn app(name: &str, deps: &[&str]) -> Value {
+        json!({"name": name, "dependencies": deps,
+               "spec": {"chart": {"url": "https://c.example.com", "name": name, "version": "1.0.0"}, "release": {}}})
+    }
+
+    #[test]
+    fn removing_an_application_others_depended_on_warns_on_update() {
+        let old = group(json!([app("db", &[]), app("api", &["db"]), app("web", &["api", "db"])]));
+        let new = group(json!([app("api", &[]), app("web", &["api"])]));
+        let report = validate_object(&new, Some(&old));
+        assert!(report.is_valid());
+        assert_eq!(
+            report.warnings,
+            vec![Violation::new(
+                "spec.applications",
+                "application \"db\" is removed, but \"api\" and 1 more depended on it until now"
+            )]
+        );
+        assert!(validate_object(&new, None).warnings.is_empty());
+    }
+
+    #[test]
+    fn objects_too_large_for_etcd_are_refused() {
+        let mut big = app("db", &[]);
+        big["spec"]["release"]["values"] = json!({"blob": "x".repeat(MAX_OBJECT_BYTES)});
+        let report = validate_object(&group(json!([big])), None);
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(report.errors[0].to_string(), "the object is 1.50 MiB as JSON; etcd stores at most 1.5 MiB per object");
+    }
+
+    #[test]
+    fn wrong_kind_is_refused() {
+        let report = validate_object(&json!({"kind": "ConfigMap"}), None);
+        assert_eq!(report.errors[0].to_string(), "kind: expected kind ApplicationGroup");
+    }
 
     #[test]
     fn pinned_versions() {
