@@ -1,1 +1,404 @@
-fn main() {}
+//! Load benchmark of the webhook: req/s and p50/p99 latency for /validate and /mutate with a
+//! 10-application and a 1,000-application review, next to a bare 200-OK hyper + rustls server
+//! (the floor) measured in the same run on the same machine, and the ratios.
+//!
+//! Run: `cargo bench -p orkestra-webhook --bench load` (env `BENCH_SECS`, default 3, per phase;
+//! `BENCH_CONNS`, default 8). Both servers run as separate processes with the same certificate
+//! and TLS settings; the client (this process) shares the machine with them, equally for both.
+//!
+//! Phases per target: closed loop (each connection sends its next request when the answer
+//! arrives: maximum throughput), then open loop at a fixed 1,000 req/s (latency measured from
+//! the scheduled send time, so a stalled server is not hidden by coordinated omission).
+
+#[path = "../tests/support/client.rs"]
+#[allow(dead_code)]
+mod client;
+
+use std::convert::Infallible;
+use std::io::{BufRead as _, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use client::Conn;
+use http_body_util::{BodyExt as _, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use orkestra_webhook::certs;
+use orkestra_webhook::metrics::Metrics;
+use orkestra_webhook::tls::{self, CertReloader, MinTlsVersion};
+
+const FLOOR_ENV: &str = "ORKESTRA_BENCH_FLOOR_SERVER";
+
+fn main() -> anyhow::Result<()> {
+    tls::install_default_provider();
+    if let Ok(dir) = std::env::var(FLOOR_ENV) {
+        return floor_server(&dir);
+    }
+    // `cargo bench` passes `--bench`; a plain `cargo test --benches` passes nothing: run a short
+    // smoke version there so the benchmark stays compiled and working.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if smoke { 0.3 } else { 3.0 });
+    let conns: usize = std::env::var("BENCH_CONNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(Duration::from_secs_f64(secs), conns))
+}
+
+struct Target {
+    name: &'static str,
+    port: u16,
+    path: &'static str,
+    body: Bytes,
+}
+
+struct Stats {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("orkestra-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut req = certs::Request::for_service("orkestra-webhook", "orkestra-system");
+    req.ip_addresses.push("127.0.0.1".parse()?);
+    let minted = certs::mint(&req)?;
+    minted.write_to(&dir)?;
+
+    let (webhook_port, metrics_port) = (free_port()?, free_port()?);
+    let mut webhook = Guard(
+        Command::new(env!("CARGO_BIN_EXE_orkestra-webhook"))
+            .args(["--bind-address", &format!("127.0.0.1:{webhook_port}")])
+            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
+            .arg("--tls-cert-file")
+            .arg(dir.join("tls.crt"))
+            .arg("--tls-private-key-file")
+            .arg(dir.join("tls.key"))
+            .args(["--shutdown-delay", "0s"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let mut floor = Guard(
+        Command::new(std::env::current_exe()?)
+            .env(FLOOR_ENV, &dir)
+            .stdout(Stdio::piped())
+            .spawn()?,
+    );
+    let floor_port: u16 = {
+        let out = floor.0.stdout.take().ok_or_else(|| anyhow::anyhow!("floor stdout"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        line.trim().parse()?
+    };
+    let started = Instant::now();
+    while probe(metrics_port, "/readyz").is_none_or(|(s, _)| s != 200) {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "webhook not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let idle_rss = rss_kib(webhook.0.id());
+
+    let small = client::review("bench-10", "CREATE", &client::group("small", 10), None);
+    let large = client::review("bench-1000", "CREATE", &client::group("large", 1000), None);
+    let cfg = client::client_config(&[&minted.ca_cert_pem], &[b"http/1.1"]);
+    // Check the answers are what we think we are measuring.
+    for (path, body) in [("/validate", &small), ("/validate", &large), ("/mutate", &small)] {
+        let mut c = Conn::open(addr(webhook_port), cfg.clone()).await.map_err(anyhow_box)?;
+        let r = c.post(path, body.clone()).await.map_err(anyhow_box)?;
+        anyhow::ensure!(
+            r.status == 200 && r.json()["response"]["allowed"] == true,
+            "{path}: unexpected answer {:?}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    let targets = [
+        Target { name: "floor: bare 200 OK (10-app body)", port: floor_port, path: "/", body: small.clone() },
+        Target { name: "/validate 10 apps", port: webhook_port, path: "/validate", body: small.clone() },
+        Target { name: "/mutate 10 apps", port: webhook_port, path: "/mutate", body: small.clone() },
+        Target { name: "floor: bare 200 OK (1000-app body)", port: floor_port, path: "/", body: large.clone() },
+        Target { name: "/validate 1000 apps", port: webhook_port, path: "/validate", body: large.clone() },
+        Target { name: "/mutate 1000 apps", port: webhook_port, path: "/mutate", body: large.clone() },
+    ];
+    println!(
+        "orkestra-webhook load benchmark: {conns} keep-alive HTTP/1.1 TLS connections, {:.1} s per phase, {} cores",
+        secs.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    println!("review sizes: 10 apps {} B, 1000 apps {} B", small.len(), large.len());
+    println!();
+    println!("closed loop (max throughput)");
+    println!("{:<36} {:>9} {:>9} {:>9} {:>7} {:>14}", "target", "req/s", "p50 ms", "p99 ms", "errors", "x floor req/s");
+    let mut floor_rps = 0.0;
+    let mut peak_rss = 0;
+    for t in &targets {
+        let s = closed_loop(t, &cfg, conns, secs).await;
+        if t.path == "/" {
+            floor_rps = s.rps();
+        } else {
+            peak_rss = peak_rss.max(rss_kib(webhook.0.id()));
+        }
+        println!(
+            "{:<36} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>14.2}",
+            t.name,
+            s.rps(),
+            ms(s.p50),
+            ms(s.p99),
+            s.errors,
+            s.rps() / floor_rps
+        );
+    }
+    println!();
+    println!("open loop at 1,000 req/s (latency from the scheduled send time)");
+    println!("{:<36} {:>9} {:>9} {:>9} {:>7}", "target", "req/s", "p50 ms", "p99 ms", "errors");
+    for t in &targets {
+        let s = fixed_rate(t, &cfg, conns, 1000.0, secs).await;
+        println!(
+            "{:<36} {:>9.0} {:>9.3} {:>9.3} {:>7}",
+            t.name,
+            s.rps(),
+            ms(s.p50),
+            ms(s.p99),
+            s.errors
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let steady = rss_kib(webhook.0.id());
+    let hwm = hwm_kib(webhook.0.id());
+    println!();
+    println!(
+        "webhook memory: idle {:.1} MiB, during load up to {:.1} MiB, steady after load {:.1} MiB, peak (VmHWM) {:.1} MiB",
+        mib(idle_rss),
+        mib(peak_rss),
+        mib(steady),
+        mib(hwm)
+    );
+    if let Some((_, m)) = probe(metrics_port, "/metrics") {
+        for line in m.lines().filter(|l| l.starts_with("orkestra_webhook_requests_total") && !l.ends_with(" 0")) {
+            println!("  {line}");
+        }
+    }
+    drop(webhook.kill());
+    drop(floor.kill());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn closed_loop(t: &Target, cfg: &Arc<rustls::ClientConfig>, conns: usize, secs: Duration) -> Stats {
+    let warmup = Duration::from_millis(300).min(secs / 2);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + secs;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (cfg, body, path, port) = (cfg.clone(), t.body.clone(), t.path, t.port);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            let mut errors = 0usize;
+            let mut conn = Conn::open(addr(port), cfg.clone()).await.ok();
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let Some(c) = conn.as_mut() else {
+                    errors += 1;
+                    conn = Conn::open(addr(port), cfg.clone()).await.ok();
+                    continue;
+                };
+                let t0 = Instant::now();
+                let ok = matches!(c.post(path, body.clone()).await, Ok(r) if r.status == 200);
+                if t0 >= measure_from {
+                    if ok {
+                        lat.push(t0.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                if !ok {
+                    conn = None;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    collect(tasks, secs).await
+}
+
+async fn fixed_rate(t: &Target, cfg: &Arc<rustls::ClientConfig>, conns: usize, rate: f64, secs: Duration) -> Stats {
+    let interval = Duration::from_secs_f64(conns as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(100);
+    let end = start + secs;
+    let mut tasks = Vec::new();
+    for i in 0..conns {
+        let (cfg, body, path, port) = (cfg.clone(), t.body.clone(), t.path, t.port);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            let mut errors = 0usize;
+            let mut conn = Conn::open(addr(port), cfg.clone()).await.ok();
+            let mut next = start + interval.mul_f64(i as f64 / conns as f64);
+            while next < end {
+                tokio::time::sleep_until(next.into()).await;
+                let Some(c) = conn.as_mut() else {
+                    errors += 1;
+                    conn = Conn::open(addr(port), cfg.clone()).await.ok();
+                    next += interval;
+                    continue;
+                };
+                let ok = matches!(c.post(path, body.clone()).await, Ok(r) if r.status == 200);
+                if ok {
+                    lat.push(next.elapsed());
+                } else {
+                    errors += 1;
+                    conn = None;
+                }
+                next += interval;
+            }
+            (lat, errors)
+        }));
+    }
+    // An overloaded server finishes late: the achieved rate is over the real wall time.
+    let mut s = collect(tasks, secs).await;
+    s.elapsed = s.elapsed.max(start.elapsed());
+    s
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>, secs: Duration) -> Stats {
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> Duration {
+        if all.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i]
+    };
+    Stats {
+        requests: all.len(),
+        errors,
+        elapsed: secs,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+/// The floor: hyper (auto builder, as the webhook) + rustls with the same certificate and
+/// settings, reading the body and answering a fixed 200 OK. Prints its port, serves until killed.
+fn floor_server(dir: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let dir = std::path::Path::new(dir);
+        let certs = Arc::new(CertReloader::new(dir.join("tls.crt"), dir.join("tls.key"), Arc::new(Metrics::new()))?);
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs, MinTlsVersion::Tls12)?));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", listener.local_addr()?.port());
+        std::io::stdout().flush()?;
+        let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()));
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, builder) = (acceptor.clone(), builder.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await;
+                    let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
+                    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    })
+}
+
+struct Guard(Child);
+
+impl Guard {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()?;
+        self.0.wait().map(|_| ())
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn addr(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn anyhow_box(e: client::BoxError) -> anyhow::Error {
+    anyhow::anyhow!(e)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:")
+}
+
+fn hwm_kib(pid: u32) -> u64 {
+    status_field(pid, "VmHWM:")
+}
+
+fn probe(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+}
