@@ -11,7 +11,6 @@
 //! the scheduled send time, so a stalled server is not hidden by coordinated omission).
 
 #[path = "../tests/support/client.rs"]
-#[allow(dead_code)]
 mod client;
 
 use std::convert::Infallible;
@@ -87,7 +86,10 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     let mut webhook = Guard(
         Command::new(env!("CARGO_BIN_EXE_orkestra-webhook"))
             .args(["--bind-address", &format!("127.0.0.1:{webhook_port}")])
-            .args(["--metrics-bind-address", &format!("127.0.0.1:{metrics_port}")])
+            .args([
+                "--metrics-bind-address",
+                &format!("127.0.0.1:{metrics_port}"),
+            ])
             .arg("--tls-cert-file")
             .arg(dir.join("tls.crt"))
             .arg("--tls-private-key-file")
@@ -104,14 +106,21 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             .spawn()?,
     );
     let floor_port: u16 = {
-        let out = floor.0.stdout.take().ok_or_else(|| anyhow::anyhow!("floor stdout"))?;
+        let out = floor
+            .0
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("floor stdout"))?;
         let mut line = String::new();
         std::io::BufReader::new(out).read_line(&mut line)?;
         line.trim().parse()?
     };
     let started = Instant::now();
     while probe(metrics_port, "/readyz").is_none_or(|(s, _)| s != 200) {
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "webhook not ready");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "webhook not ready"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let idle_rss = rss_kib(webhook.0.id());
@@ -120,8 +129,14 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     let large = client::review("bench-1000", "CREATE", &client::group("large", 1000), None);
     let cfg = client::client_config(&[&minted.ca_cert_pem], &[b"http/1.1"]);
     // Check the answers are what we think we are measuring.
-    for (path, body) in [("/validate", &small), ("/validate", &large), ("/mutate", &small)] {
-        let mut c = Conn::open(addr(webhook_port), cfg.clone()).await.map_err(anyhow_box)?;
+    for (path, body) in [
+        ("/validate", &small),
+        ("/validate", &large),
+        ("/mutate", &small),
+    ] {
+        let mut c = Conn::open(addr(webhook_port), cfg.clone())
+            .await
+            .map_err(anyhow_box)?;
         let r = c.post(path, body.clone()).await.map_err(anyhow_box)?;
         anyhow::ensure!(
             r.status == 200 && r.json()["response"]["allowed"] == true,
@@ -131,22 +146,61 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     }
 
     let targets = [
-        Target { name: "floor: bare 200 OK (10-app body)", port: floor_port, path: "/", body: small.clone() },
-        Target { name: "/validate 10 apps", port: webhook_port, path: "/validate", body: small.clone() },
-        Target { name: "/mutate 10 apps", port: webhook_port, path: "/mutate", body: small.clone() },
-        Target { name: "floor: bare 200 OK (1000-app body)", port: floor_port, path: "/", body: large.clone() },
-        Target { name: "/validate 1000 apps", port: webhook_port, path: "/validate", body: large.clone() },
-        Target { name: "/mutate 1000 apps", port: webhook_port, path: "/mutate", body: large.clone() },
+        Target {
+            name: "floor: bare 200 OK (10-app body)",
+            port: floor_port,
+            path: "/",
+            body: small.clone(),
+        },
+        Target {
+            name: "/validate 10 apps",
+            port: webhook_port,
+            path: "/validate",
+            body: small.clone(),
+        },
+        Target {
+            name: "/mutate 10 apps",
+            port: webhook_port,
+            path: "/mutate",
+            body: small.clone(),
+        },
+        Target {
+            name: "floor: bare 200 OK (1000-app body)",
+            port: floor_port,
+            path: "/",
+            body: large.clone(),
+        },
+        Target {
+            name: "/validate 1000 apps",
+            port: webhook_port,
+            path: "/validate",
+            body: large.clone(),
+        },
+        Target {
+            name: "/mutate 1000 apps",
+            port: webhook_port,
+            path: "/mutate",
+            body: large.clone(),
+        },
     ];
     println!(
         "orkestra-webhook load benchmark: {conns} keep-alive HTTP/1.1 TLS connections, {:.1} s per phase, {} cores",
         secs.as_secs_f64(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     );
-    println!("review sizes: 10 apps {} B, 1000 apps {} B", small.len(), large.len());
+    println!(
+        "review sizes: 10 apps {} B, 1000 apps {} B",
+        small.len(),
+        large.len()
+    );
     println!();
     println!("closed loop (max throughput)");
-    println!("{:<36} {:>9} {:>9} {:>9} {:>7} {:>14}", "target", "req/s", "p50 ms", "p99 ms", "errors", "x floor req/s");
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>14}",
+        "target", "req/s", "p50 ms", "p99 ms", "errors", "x floor req/s"
+    );
     let mut floor_rps = 0.0;
     let mut peak_rss = 0;
     for t in &targets {
@@ -168,7 +222,10 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     }
     println!();
     println!("open loop at 1,000 req/s (latency from the scheduled send time)");
-    println!("{:<36} {:>9} {:>9} {:>9} {:>7}", "target", "req/s", "p50 ms", "p99 ms", "errors");
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>7}",
+        "target", "req/s", "p50 ms", "p99 ms", "errors"
+    );
     for t in &targets {
         let s = fixed_rate(t, &cfg, conns, 1000.0, secs).await;
         println!(
@@ -192,7 +249,10 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         mib(hwm)
     );
     if let Some((_, m)) = probe(metrics_port, "/metrics") {
-        for line in m.lines().filter(|l| l.starts_with("orkestra_webhook_requests_total") && !l.ends_with(" 0")) {
+        for line in m
+            .lines()
+            .filter(|l| l.starts_with("orkestra_webhook_requests_total") && !l.ends_with(" 0"))
+        {
             println!("  {line}");
         }
     }
@@ -202,7 +262,12 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn closed_loop(t: &Target, cfg: &Arc<rustls::ClientConfig>, conns: usize, secs: Duration) -> Stats {
+async fn closed_loop(
+    t: &Target,
+    cfg: &Arc<rustls::ClientConfig>,
+    conns: usize,
+    secs: Duration,
+) -> Stats {
     let warmup = Duration::from_millis(300).min(secs / 2);
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -243,7 +308,13 @@ async fn closed_loop(t: &Target, cfg: &Arc<rustls::ClientConfig>, conns: usize, 
     collect(tasks, secs).await
 }
 
-async fn fixed_rate(t: &Target, cfg: &Arc<rustls::ClientConfig>, conns: usize, rate: f64, secs: Duration) -> Stats {
+async fn fixed_rate(
+    t: &Target,
+    cfg: &Arc<rustls::ClientConfig>,
+    conns: usize,
+    rate: f64,
+    secs: Duration,
+) -> Stats {
     let interval = Duration::from_secs_f64(conns as f64 / rate);
     let start = Instant::now() + Duration::from_millis(100);
     let end = start + secs;
@@ -281,7 +352,10 @@ async fn fixed_rate(t: &Target, cfg: &Arc<rustls::ClientConfig>, conns: usize, r
     s
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>, secs: Duration) -> Stats {
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+    secs: Duration,
+) -> Stats {
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {
@@ -313,22 +387,37 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let dir = std::path::Path::new(dir);
-        let certs = Arc::new(CertReloader::new(dir.join("tls.crt"), dir.join("tls.key"), Arc::new(Metrics::new()))?);
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(certs, MinTlsVersion::Tls12)?));
+        let certs = Arc::new(CertReloader::new(
+            dir.join("tls.crt"),
+            dir.join("tls.key"),
+            Arc::new(Metrics::new()),
+        )?);
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(
+            certs,
+            MinTlsVersion::Tls12,
+        )?));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("{}", listener.local_addr()?.port());
         std::io::stdout().flush()?;
-        let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()));
+        let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
+            TokioExecutor::new(),
+        ));
         loop {
             let (tcp, _) = listener.accept().await?;
             let _ = tcp.set_nodelay(true);
             let (acceptor, builder) = (acceptor.clone(), builder.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let _ = req.into_body().collect().await;
-                    let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
-                    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                    let mut r =
+                        hyper::Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
+                    r.headers_mut().insert(
+                        "content-type",
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
                     Ok::<_, Infallible>(r)
                 });
                 let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
@@ -370,7 +459,9 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn status_field(pid: u32, field: &str) -> u64 {
@@ -396,9 +487,18 @@ fn probe(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::Read as _;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()))
+    Some((
+        code,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    ))
 }
