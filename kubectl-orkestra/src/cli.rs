@@ -6,7 +6,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Release groups of Helm charts in dependency order with Argo Workflows and Flux.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-orkestra", bin_name = "kubectl orkestra", version, about, propagate_version = true)]
+#[command(
+    name = "kubectl-orkestra",
+    bin_name = "kubectl orkestra",
+    version,
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -29,7 +29,9 @@ pub fn read(args: &FileArgs) -> Result<Vec<Source>> {
         .map(|path| {
             let text = if path.as_os_str() == "-" {
                 let mut s = String::new();
-                io::stdin().read_to_string(&mut s).context("reading stdin")?;
+                io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading stdin")?;
                 s
             } else {
                 fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
@@ -64,7 +66,10 @@ fn expand(path: &Path, recursive: bool, top: bool, out: &mut Vec<PathBuf>) -> Re
     for entry in entries {
         if entry.is_dir() {
             expand(&entry, recursive, false, out)?;
-        } else if matches!(entry.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            entry.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(entry);
         }
     }

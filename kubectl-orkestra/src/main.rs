@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // `kubectl orkestra graph ... | head` closes stdout early: that is not an error.
-            if err.chain().any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)) {
+            if err.chain().any(|e| {
+                e.downcast_ref::<io::Error>()
+                    .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             let _ = writeln!(io::stderr(), "error: {err:#}");

@@ -31,6 +31,8 @@ pub const API_VERSION: &str = "orkestra.azure.microsoft.com/v1alpha1";
 pub const KIND: &str = "ApplicationGroup";
 
 /// A group of Helm charts released as one product, in dependency order.
+// Each `printcolumn(...)` repeats `type_`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "orkestra.azure.microsoft.com",

@@ -6,6 +6,12 @@
 //! several executors, each chart task runs a small DAG of them (`app-<name>--<chart>`). Executor
 //! steps are container templates: ours (`kubectl-orkestra executor helmrelease`), keptn's, or the
 //! user's own image.
+//!
+//! The templates stay small enough to live in the group object: a step's HelmRelease manifest is
+//! not written into it but into a Workflow parameter (`{{workflow.parameters.<app>}}`, see
+//! [`chart_parameter`]), which [`workflow`] fills from the same spec with [`flux::release_manifest`].
+//! So a 1,000-application group still fits etcd's 1.5 MiB, and a Workflow carries exactly the
+//! manifests of the revision it was created from.
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -50,7 +56,7 @@ pub fn app_template(app: &str) -> String {
 
 /// Every template that releases the group, in a stable order: `entry`, the application DAGs,
 /// then the executor containers.
-pub fn templates(group: &str, spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
+pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
     let apps = &spec.applications;
     let dag = Dag::new(
         apps.iter()
@@ -59,7 +65,7 @@ pub fn templates(group: &str, spec: &ApplicationGroupSpec, settings: &Settings) 
     let entry_tasks: Vec<Value> = apps
         .iter()
         .enumerate()
-        .filter(|(i, _)| dag.index_of(&apps[*i].name) == Some(*i))
+        .filter(|(i, _)| dag.is_first(*i))
         .map(|(i, app)| {
             let deps: Vec<String> = dag
                 .dependencies(i)
@@ -72,10 +78,10 @@ pub fn templates(group: &str, spec: &ApplicationGroupSpec, settings: &Settings) 
     let mut out = vec![dag_template(ENTRYPOINT, entry_tasks, settings)];
     let mut executors = Vec::new();
     for (i, app) in apps.iter().enumerate() {
-        if dag.index_of(&app.name) != Some(i) {
+        if !dag.is_first(i) {
             continue;
         }
-        out.extend(application_templates(group, app, settings, &mut executors));
+        out.extend(application_templates(app, &mut executors));
     }
     out.push(helmrelease_template(&settings.executor_image));
     if executors.contains(&ExecutorType::Keptn) {
@@ -86,12 +92,7 @@ pub fn templates(group: &str, spec: &ApplicationGroupSpec, settings: &Settings) 
 }
 
 /// The DAG of one application, plus the per-chart executor DAGs it needs.
-fn application_templates(
-    group: &str,
-    app: &Application,
-    settings: &Settings,
-    used: &mut Vec<ExecutorType>,
-) -> Vec<Value> {
+fn application_templates(app: &Application, used: &mut Vec<ExecutorType>) -> Vec<Value> {
     let executors = app.spec.executors();
     for e in &executors {
         if let Some(t) = e.executor_type()
@@ -109,7 +110,7 @@ fn application_templates(
     let mut extra = Vec::new();
     let mut sub_keys = Vec::new();
     for (k, sub) in subs.iter().enumerate() {
-        if sub_dag.index_of(&sub.name) != Some(k) {
+        if !sub_dag.is_first(k) {
             continue;
         }
         let key = app_key(&sub.name);
@@ -119,7 +120,6 @@ fn application_templates(
             .map(|&d| app_key(sub_dag.name(d)))
             .collect();
         tasks.push(chart_task(
-            group,
             app,
             Some(sub),
             &key,
@@ -130,7 +130,6 @@ fn application_templates(
         sub_keys.push(key);
     }
     tasks.push(chart_task(
-        group,
         app,
         None,
         &app_key(&app.name),
@@ -138,14 +137,13 @@ fn application_templates(
         &executors,
         &mut extra,
     ));
-    let mut out = vec![dag_template(&app_template(&app.name), tasks, settings)];
+    let mut out = vec![json!({ "name": app_template(&app.name), "dag": { "tasks": tasks } })];
     out.extend(extra);
     out
 }
 
 /// The task releasing one chart: the executor itself when there is one, else a DAG of them.
 fn chart_task(
-    group: &str,
     app: &Application,
     subchart: Option<&Subchart>,
     key: &str,
@@ -153,7 +151,7 @@ fn chart_task(
     executors: &[Executor],
     extra: &mut Vec<Value>,
 ) -> Value {
-    let manifest = flux::release_manifest(group, app, subchart);
+    let param = chart_parameter(app, subchart);
     let timeout = app
         .spec
         .release
@@ -161,7 +159,7 @@ fn chart_task(
         .and_then(|r| r.timeout.clone())
         .unwrap_or_else(|| DEFAULT_TIMEOUT.into());
     if let [only] = executors {
-        let (template, args) = executor_call(app, only, &manifest, &timeout);
+        let (template, args) = executor_call(app, only, &param, &timeout);
         return task(key, &template, deps, Some(args));
     }
     let name = format!("{}--{key}", app_template(&app.name));
@@ -173,9 +171,9 @@ fn chart_task(
     let tasks: Vec<Value> = executors
         .iter()
         .enumerate()
-        .filter(|(i, e)| exec_dag.index_of(&e.name) == Some(*i))
+        .filter(|(i, _)| exec_dag.is_first(*i))
         .map(|(i, e)| {
-            let (template, args) = executor_call(app, e, &manifest, &timeout);
+            let (template, args) = executor_call(app, e, &param, &timeout);
             let deps = exec_dag
                 .dependencies(i)
                 .iter()
@@ -188,21 +186,34 @@ fn chart_task(
     task(key, &name, deps, None)
 }
 
+/// The Workflow parameter holding the manifest of one chart's release: the application's key,
+/// or `<application>--<subchart>`.
+pub fn chart_parameter(app: &Application, subchart: Option<&Subchart>) -> String {
+    match subchart {
+        None => app_key(&app.name),
+        Some(s) => format!("{}--{}", app_key(&app.name), app_key(&s.name)),
+    }
+}
+
+/// Suffix of the parameter holding the base64 HelmRelease that keptn and custom executors read.
+const BASE64_SUFFIX: &str = "--base64";
+
 /// The template an executor runs and the arguments it gets for one chart.
 fn executor_call(
     app: &Application,
     executor: &Executor,
-    manifest: &Value,
+    param: &str,
     timeout: &str,
 ) -> (String, Value) {
-    let compact = manifest.to_string();
+    let manifest = format!("{{{{workflow.parameters.{param}}}}}");
+    let encoded = format!("{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}");
     match executor.executor_type() {
         Some(ExecutorType::Keptn) => {
             let (cm_name, cm_namespace) = model::keptn_config_map(executor).unwrap_or_default();
             (
                 KEPTN_TEMPLATE.into(),
                 params(&[
-                    ("helmrelease", &b64(&release_of(manifest))),
+                    ("helmrelease", &encoded),
                     ("timeout", timeout),
                     ("configMapName", &cm_name),
                     ("configMapNamespace", &cm_namespace),
@@ -219,7 +230,7 @@ fn executor_call(
             (
                 custom_template(&app.name, &executor.name),
                 params(&[
-                    ("helmrelease", &b64(&release_of(manifest))),
+                    ("helmrelease", &encoded),
                     ("timeout", timeout),
                     ("data", &b64(&data)),
                 ]),
@@ -228,16 +239,9 @@ fn executor_call(
         // Unknown types are refused by validation; release with our executor meanwhile.
         Some(ExecutorType::HelmRelease) | None => (
             HELMRELEASE_TEMPLATE.into(),
-            params(&[("manifest", &compact), ("timeout", timeout)]),
+            params(&[("manifest", &manifest), ("timeout", timeout)]),
         ),
     }
-}
-
-fn release_of(manifest: &Value) -> String {
-    manifest
-        .pointer("/items/1")
-        .map(Value::to_string)
-        .unwrap_or_default()
 }
 
 fn b64(s: &str) -> String {
@@ -366,8 +370,39 @@ pub struct WorkflowMeta {
     pub labels: Vec<(String, String)>,
 }
 
-/// A Workflow that runs the group's injected templates, exactly as the object shows them.
-pub fn workflow(spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -> Value {
+/// The Workflow parameters of a group: each chart's release manifest (HelmRepository +
+/// HelmRelease, as JSON), plus its base64 HelmRelease where a keptn or custom executor needs it.
+pub fn workflow_parameters(group: &str, spec: &ApplicationGroupSpec) -> Vec<Value> {
+    let mut out = Vec::new();
+    for app in &spec.applications {
+        let encoded = app.spec.workflow.iter().any(|e| {
+            matches!(
+                e.executor_type(),
+                Some(ExecutorType::Keptn | ExecutorType::Custom)
+            )
+        });
+        let charts = app.spec.subcharts.iter().map(Some).chain([None]);
+        for sub in charts {
+            let name = chart_parameter(app, sub);
+            let manifest = flux::release_manifest(group, app, sub);
+            if encoded {
+                let release = manifest
+                    .pointer("/items/1")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
+                out.push(
+                    json!({ "name": format!("{name}{BASE64_SUFFIX}"), "value": b64(&release) }),
+                );
+            }
+            out.push(json!({ "name": name, "value": manifest.to_string() }));
+        }
+    }
+    out
+}
+
+/// A Workflow that runs the group's injected templates, exactly as the object shows them, with
+/// the release manifests of this spec as its parameters.
+pub fn workflow(group: &str, spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -> Value {
     let wt = spec.workflow_template.clone().unwrap_or_default();
     let labels: serde_json::Map<String, Value> = meta
         .labels
@@ -376,6 +411,7 @@ pub fn workflow(spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -> Value {
         .collect();
     let mut wf_spec = json!({
         "entrypoint": ENTRYPOINT,
+        "arguments": { "parameters": workflow_parameters(group, spec) },
         "templates": wt.templates.unwrap_or_default(),
     });
     if let Some(sa) = wt.service_account_name {

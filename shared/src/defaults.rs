@@ -5,9 +5,10 @@
 //! safe). User-set values are never overwritten; the one field we own outright is `templates`,
 //! which is regenerated from the rest of the spec every time.
 
+use json_patch::jsonptr::PointerBuf;
 use serde_json::{Value, json};
 
-use crate::api::{ApplicationGroupSpec, ChartRef, Executor, Release, WorkflowTemplate};
+use crate::api::{ApplicationGroupSpec, ChartRef, Executor, WorkflowTemplate};
 use crate::argo::{self, Settings};
 use crate::model::{self, SpecError};
 
@@ -40,10 +41,13 @@ pub enum DefaultsError {
     /// The object is not a JSON object.
     #[error("the object is not a JSON object")]
     NotAnObject,
+    /// The patch did not apply (a bug: every path it adds to exists).
+    #[error("applying the defaults: {0}")]
+    Patch(String),
 }
 
 /// The spec with every default filled in and the templates generated.
-pub fn default_spec(group: &str, spec: &ApplicationGroupSpec) -> ApplicationGroupSpec {
+pub fn default_spec(spec: &ApplicationGroupSpec) -> ApplicationGroupSpec {
     let mut out = spec.clone();
     for app in &mut out.applications {
         if let Some(chart) = app.spec.chart.as_mut() {
@@ -64,9 +68,15 @@ pub fn default_spec(group: &str, spec: &ApplicationGroupSpec) -> ApplicationGrou
             app.spec.workflow = vec![Executor::default_helmrelease()];
         }
     }
-    let wt = out
-        .workflow_template
-        .get_or_insert_with(WorkflowTemplate::default);
+    let mut wt = workflow_settings(spec);
+    wt.templates = Some(argo::templates(spec, &template_settings(&wt)));
+    out.workflow_template = Some(wt);
+    out
+}
+
+/// The group-level workflow settings with every default filled in; `templates` as they are.
+pub fn workflow_settings(spec: &ApplicationGroupSpec) -> WorkflowTemplate {
+    let mut wt = spec.workflow_template.clone().unwrap_or_default();
     wt.namespace
         .get_or_insert_with(|| WORKFLOW_NAMESPACE.into());
     wt.service_account_name
@@ -76,95 +86,134 @@ pub fn default_spec(group: &str, spec: &ApplicationGroupSpec) -> ApplicationGrou
         .get_or_insert_with(|| json!({ "strategy": POD_GC_STRATEGY }));
     wt.executor_image
         .get_or_insert_with(|| EXECUTOR_IMAGE.into());
-    let settings = Settings {
-        executor_image: wt.executor_image.clone().unwrap_or_default(),
+    wt
+}
+
+fn template_settings(wt: &WorkflowTemplate) -> Settings {
+    Settings {
+        executor_image: wt
+            .executor_image
+            .clone()
+            .unwrap_or_else(|| EXECUTOR_IMAGE.into()),
         parallelism: wt.parallelism.unwrap_or(PARALLELISM),
-    };
-    let templates = argo::templates(group, &out, &settings);
-    if let Some(wt) = out.workflow_template.as_mut() {
-        wt.templates = Some(templates);
     }
-    out
 }
 
 fn fill_chart(chart: &mut ChartRef) {
     chart.version.get_or_insert_with(|| CHART_VERSION.into());
 }
 
-/// The object as the mutating webhook would store it. Everything the user wrote stays as
-/// written, unknown fields included; only missing values are added (and `templates` replaced).
+/// The object as the mutating webhook would store it: `object` with [`mutation_patch`] applied.
+/// Everything the user wrote stays as written, unknown fields included.
 pub fn default_object(object: &Value) -> Result<Value, DefaultsError> {
+    let patch = mutation_patch(object)?;
+    let mut out = object.clone();
+    json_patch::patch(&mut out, &patch).map_err(|e| DefaultsError::Patch(e.to_string()))?;
+    Ok(out)
+}
+
+/// The RFC 6902 patch the mutating webhook returns: one `add` per missing default, and the
+/// generated templates when they differ from the object's. Empty when the object is already
+/// defaulted.
+///
+/// The patch is built from the typed spec rather than by diffing two copies of the object: no
+/// copy of a large group is made, and every operation is an `add` (which also replaces a `null`).
+pub fn mutation_patch(object: &Value) -> Result<json_patch::Patch, DefaultsError> {
     if !object.is_object() {
         return Err(DefaultsError::NotAnObject);
     }
     let spec = model::parse_spec(object)?;
-    let group = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let defaulted = serde_json::to_value(default_spec(group, &spec)).unwrap_or(Value::Null);
-    let mut out = object.clone();
-    let templates = defaulted.pointer("/workflowTemplate/templates").cloned();
-    if let Some(target) = out.get_mut("spec") {
-        fill(target, &defaulted);
-        if let (Some(t), Some(wt)) = (templates, target.get_mut("workflowTemplate")) {
-            wt["templates"] = t;
+    let mut ops = Vec::new();
+    let mut add = |path: &[&str], value: Value| {
+        ops.push(json_patch::PatchOperation::Add(json_patch::AddOperation {
+            path: PointerBuf::from_tokens(path.iter().copied()),
+            value,
+        }));
+    };
+    for (i, app) in spec.applications.iter().enumerate() {
+        let i = i.to_string();
+        let base = ["spec", "applications", i.as_str(), "spec"];
+        if let Some(chart) = &app.spec.chart
+            && chart.version.is_none()
+        {
+            add(
+                &[&base[..], &["chart", "version"]].concat(),
+                json!(CHART_VERSION),
+            );
         }
-    }
-    Ok(out)
-}
-
-/// The RFC 6902 patch from `object` to [`default_object`]: what the mutating webhook returns.
-/// Empty when the object is already defaulted.
-pub fn mutation_patch(object: &Value) -> Result<json_patch::Patch, DefaultsError> {
-    Ok(json_patch::diff(object, &default_object(object)?))
-}
-
-/// Adds what `source` has and `target` lacks (missing, `null` or empty-list values), recursing
-/// into objects and, index by index, into lists.
-fn fill(target: &mut Value, source: &Value) {
-    match (target, source) {
-        (Value::Object(t), Value::Object(s)) => {
-            for (key, sv) in s {
-                match t.get_mut(key) {
-                    Some(tv) if !is_unset(tv) => fill(tv, sv),
-                    _ => {
-                        t.insert(key.clone(), sv.clone());
-                    }
+        if let Some(release) = &app.spec.release {
+            let namespace = model::default_namespace(&app.name);
+            for (field, present, value) in [
+                ("interval", release.interval.is_some(), RELEASE_INTERVAL),
+                ("timeout", release.timeout.is_some(), RELEASE_TIMEOUT),
+                (
+                    "targetNamespace",
+                    release.target_namespace.is_some(),
+                    namespace.as_str(),
+                ),
+            ] {
+                if !present {
+                    add(&[&base[..], &["release", field]].concat(), json!(value));
                 }
             }
         }
-        (Value::Array(t), Value::Array(s)) => {
-            for (tv, sv) in t.iter_mut().zip(s) {
-                fill(tv, sv);
+        // `spec` may be missing (the schema requires it, but mutation runs before the schema
+        // check): then there is no object to add to, and validation reports it.
+        let has_spec = object
+            .pointer(&format!("/spec/applications/{i}/spec"))
+            .is_some_and(Value::is_object);
+        if app.spec.workflow.is_empty() && has_spec {
+            let executor =
+                serde_json::to_value(vec![Executor::default_helmrelease()]).unwrap_or_default();
+            add(&[&base[..], &["workflow"]].concat(), executor);
+        }
+    }
+    let wt = workflow_settings(&spec);
+    let templates = argo::templates(&spec, &template_settings(&wt));
+    match &spec.workflow_template {
+        None => {
+            let mut value = serde_json::to_value(&wt).unwrap_or_default();
+            value["templates"] = Value::Array(templates);
+            add(&["spec", "workflowTemplate"], value);
+        }
+        Some(current) => {
+            let missing = [
+                (
+                    "namespace",
+                    current.namespace.is_none(),
+                    json!(wt.namespace),
+                ),
+                (
+                    "serviceAccountName",
+                    current.service_account_name.is_none(),
+                    json!(wt.service_account_name),
+                ),
+                (
+                    "parallelism",
+                    current.parallelism.is_none(),
+                    json!(wt.parallelism),
+                ),
+                ("podGC", current.pod_gc.is_none(), json!(wt.pod_gc)),
+                (
+                    "executorImage",
+                    current.executor_image.is_none(),
+                    json!(wt.executor_image),
+                ),
+            ];
+            for (field, absent, value) in missing {
+                if absent {
+                    add(&["spec", "workflowTemplate", field], value);
+                }
+            }
+            if current.templates.as_ref() != Some(&templates) {
+                add(
+                    &["spec", "workflowTemplate", "templates"],
+                    Value::Array(templates),
+                );
             }
         }
-        _ => {}
     }
-}
-
-fn is_unset(v: &Value) -> bool {
-    v.is_null() || v.as_array().is_some_and(Vec::is_empty)
-}
-
-/// Effective workflow settings of a (defaulted or not) spec.
-pub fn workflow_settings(spec: &ApplicationGroupSpec) -> WorkflowTemplate {
-    let mut wt = spec.workflow_template.clone().unwrap_or_default();
-    wt.namespace
-        .get_or_insert_with(|| WORKFLOW_NAMESPACE.into());
-    wt.service_account_name
-        .get_or_insert_with(|| SERVICE_ACCOUNT.into());
-    wt.parallelism.get_or_insert(PARALLELISM);
-    wt
-}
-
-/// Default release settings (for display of applications that set none).
-pub fn release_defaults() -> Release {
-    Release {
-        interval: Some(RELEASE_INTERVAL.into()),
-        timeout: Some(RELEASE_TIMEOUT.into()),
-        ..Release::default()
-    }
+    Ok(json_patch::Patch(ops))
 }
 
 #[cfg(test)]
@@ -231,6 +280,13 @@ mod tests {
         );
         let once = default_object(&group()).unwrap_or_default();
         assert_eq!(mutation_patch(&once).map(|p| p.0.len()).unwrap_or(99), 0);
+    }
+
+    #[test]
+    fn an_application_without_spec_still_gets_a_patch_that_applies() {
+        let obj = json!({"kind": "ApplicationGroup", "metadata": {"name": "g"},
+                         "spec": {"applications": [{"name": "a"}]}});
+        assert!(default_object(&obj).is_ok());
     }
 
     #[test]

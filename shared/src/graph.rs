@@ -22,6 +22,8 @@ pub struct Dag {
     names: Vec<String>,
     /// `deps[i]`: the nodes `i` depends on (known, distinct, not `i`), in declaration order.
     deps: Vec<Vec<usize>>,
+    /// `repeated[i]`: node `i` repeats the name of an earlier node (and has no dependents).
+    repeated: Vec<bool>,
 }
 
 /// The elementary cycles of a graph.
@@ -50,6 +52,11 @@ impl Dag {
             index.entry(*name).or_insert(i);
         }
         let names = nodes.iter().map(|(n, _)| (*n).to_string()).collect();
+        let repeated = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| index.get(n) != Some(&i))
+            .collect();
         let deps = nodes
             .iter()
             .enumerate()
@@ -66,7 +73,11 @@ impl Dag {
                 out
             })
             .collect();
-        Self { names, deps }
+        Self {
+            names,
+            deps,
+            repeated,
+        }
     }
 
     /// Number of nodes.
@@ -87,6 +98,11 @@ impl Dag {
     /// The node called `name` (its first declaration).
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n == name)
+    }
+
+    /// True when node `i` is the first declaration of its name (later ones are ignored).
+    pub fn is_first(&self, i: usize) -> bool {
+        !self.repeated[i]
     }
 
     /// The nodes `i` depends on.

@@ -27,12 +27,23 @@ pub fn unknown_fields(object: &Value, report: &mut dyn FnMut(String, String)) {
     };
     for root in ["spec", "status"] {
         if let (Some(value), Some(schema)) = (object.get(root), props.get(root)) {
-            walk(value, schema, root.to_string(), report);
+            walk(value, schema, &mut vec![Step::Key(root)], report);
         }
     }
 }
 
-fn walk(value: &Value, schema: &Value, path: String, report: &mut dyn FnMut(String, String)) {
+/// One step of a field path; the path is only turned into text when something is reported.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn walk<'a>(
+    value: &'a Value,
+    schema: &Value,
+    path: &mut Vec<Step<'a>>,
+    report: &mut dyn FnMut(String, String),
+) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
@@ -42,29 +53,45 @@ fn walk(value: &Value, schema: &Value, path: String, report: &mut dyn FnMut(Stri
                 return;
             };
             for (key, v) in map {
+                path.push(Step::Key(key));
                 match props.get(key) {
-                    Some(s) => walk(v, s, format!("{path}.{key}"), report),
+                    Some(s) => walk(v, s, path, report),
                     None => {
                         let hint = names::closest(key, props.keys().map(String::as_str))
                             .map(|c| format!(" (did you mean {c:?}?)"))
                             .unwrap_or_default();
-                        report(
-                            format!("{path}.{key}"),
-                            format!("unknown field {key:?}{hint}"),
-                        );
+                        report(render(path), format!("unknown field {key:?}{hint}"));
                     }
                 }
+                path.pop();
             }
         }
         Value::Array(items) => {
             if let Some(s) = schema.get("items") {
                 for (i, v) in items.iter().enumerate() {
-                    walk(v, s, format!("{path}[{i}]"), report);
+                    path.push(Step::Index(i));
+                    walk(v, s, path, report);
+                    path.pop();
                 }
             }
         }
         _ => {}
     }
+}
+
+fn render(path: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

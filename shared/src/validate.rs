@@ -100,7 +100,7 @@ pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
         }
         Err(e) => report.error(e.path, e.message),
     }
-    let size = serde_json::to_vec(new).map_or(0, |v| v.len());
+    let size = json_size(new);
     if size > MAX_OBJECT_BYTES {
         report.error(
             "",
@@ -111,6 +111,23 @@ pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
         );
     }
     report
+}
+
+/// Length of `value` as compact JSON, counted without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Validates a parsed spec; the rules that need no metadata.
@@ -174,14 +191,14 @@ impl Level {
         let mut first: HashMap<&str, usize> = HashMap::new();
         let mut converted: HashMap<String, (usize, &str)> = HashMap::new();
         for (i, &(name, _)) in items.iter().enumerate() {
-            let path = format!("{base}[{i}].name");
+            let path = || format!("{base}[{i}].name");
             if name.is_empty() {
-                report.error(path, format!("{what} name is required{owner}"));
+                report.error(path(), format!("{what} name is required{owner}"));
                 continue;
             }
             if let Some(&j) = first.get(name) {
                 report.error(
-                    path,
+                    path(),
                     format!("duplicate {what} name {name:?}{owner} (also at {base}[{j}])"),
                 );
                 continue;
@@ -189,13 +206,13 @@ impl Level {
             first.insert(name, i);
             match names::to_dns1123(name, DNS1123_LABEL_MAX) {
                 None => report.error(
-                    path,
+                    path(),
                     format!("{what} name {name:?}{owner} has no letters or digits to make a Kubernetes name from"),
                 ),
                 Some(k8s) => {
                     if let Some(&(j, other)) = converted.get(&k8s) {
                         report.error(
-                            path,
+                            path(),
                             format!(
                                 "{what} names {other:?} and {name:?}{owner} both become the Kubernetes name {k8s:?} ({base}[{j}])"
                             ),
@@ -208,22 +225,22 @@ impl Level {
         }
         for (i, &(name, deps)) in items.iter().enumerate() {
             for (j, dep) in deps.iter().enumerate() {
-                let path = format!("{base}[{i}].dependencies[{j}]");
+                let path = || format!("{base}[{i}].dependencies[{j}]");
                 if dep == name {
-                    report.error(path, format!("{what} {name:?}{owner} depends on itself"));
+                    report.error(path(), format!("{what} {name:?}{owner} depends on itself"));
                 } else if !first.contains_key(dep.as_str()) {
                     let hint = names::closest(dep, items.iter().map(|(n, _)| *n))
                         .map(|c| format!(" (did you mean {c:?}?)"))
                         .unwrap_or_default();
                     report.error(
-                        path,
+                        path(),
                         format!(
                             "{what} {name:?}{owner} depends on {dep:?}, which is not {peers}{hint}"
                         ),
                     );
                 } else if deps[..j].contains(dep) {
                     report.warn(
-                        path,
+                        path(),
                         format!("{what} {name:?}{owner} lists dependency {dep:?} twice"),
                     );
                 }
@@ -327,36 +344,44 @@ fn validate_application(i: usize, app: &Application, report: &mut Report) {
             }
         }
     }
-    Level {
-        what: "subchart",
-        owner: format!(" of application {:?}", app.name),
-        base: format!("{base}.subcharts"),
-        peers: "a subchart of this application",
-        cycle: format!("subchart dependency cycle in application {:?}", app.name),
+    let subcharts: Vec<(&str, &[String])> = app
+        .spec
+        .subcharts
+        .iter()
+        .map(|s| (s.name.as_str(), s.dependencies.as_slice()))
+        .collect();
+    let executors: Vec<(&str, &[String])> = app
+        .spec
+        .workflow
+        .iter()
+        .map(|e| (e.name.as_str(), e.dependencies.as_slice()))
+        .collect();
+    for (what, field, peers, items) in [
+        (
+            "subchart",
+            "subcharts",
+            "a subchart of this application",
+            &subcharts,
+        ),
+        (
+            "executor",
+            "workflow",
+            "an executor of this application",
+            &executors,
+        ),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        Level {
+            what,
+            owner: format!(" of application {:?}", app.name),
+            base: format!("{base}.{field}"),
+            peers,
+            cycle: format!("{what} dependency cycle in application {:?}", app.name),
+        }
+        .check(items, report);
     }
-    .check(
-        &app.spec
-            .subcharts
-            .iter()
-            .map(|s| (s.name.as_str(), s.dependencies.as_slice()))
-            .collect::<Vec<_>>(),
-        report,
-    );
-    Level {
-        what: "executor",
-        owner: format!(" of application {:?}", app.name),
-        base: format!("{base}.workflow"),
-        peers: "an executor of this application",
-        cycle: format!("executor dependency cycle in application {:?}", app.name),
-    }
-    .check(
-        &app.spec
-            .workflow
-            .iter()
-            .map(|e| (e.name.as_str(), e.dependencies.as_slice()))
-            .collect::<Vec<_>>(),
-        report,
-    );
     let app_key = names::to_dns1123(&app.name, DNS1123_LABEL_MAX);
     for (k, sub) in app.spec.subcharts.iter().enumerate() {
         if app_key.is_some() && names::to_dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
@@ -423,7 +448,9 @@ fn check_release_names(apps: &[Application], report: &mut Report) {
             .chain([format!("spec.applications[{i}].name")]);
         for (k, (release, path)) in subs.iter().chain(own).zip(paths).enumerate() {
             // A subchart listed twice is already reported as a duplicate.
-            if release.subchart.is_some() && subs[..k].iter().any(|r| r.subchart == release.subchart) {
+            if release.subchart.is_some()
+                && subs[..k].iter().any(|r| r.subchart == release.subchart)
+            {
                 continue;
             }
             let key = (release.namespace.clone(), release.name.clone());
@@ -500,7 +527,11 @@ mod tests {
 
     #[test]
     fn removing_an_application_others_depended_on_warns_on_update() {
-        let old = group(json!([app("db", &[]), app("api", &["db"]), app("web", &["api", "db"])]));
+        let old = group(json!([
+            app("db", &[]),
+            app("api", &["db"]),
+            app("web", &["api", "db"])
+        ]));
         let new = group(json!([app("api", &[]), app("web", &["api"])]));
         let report = validate_object(&new, Some(&old));
         assert!(report.is_valid());
@@ -520,13 +551,19 @@ mod tests {
         big["spec"]["release"]["values"] = json!({"blob": "x".repeat(MAX_OBJECT_BYTES)});
         let report = validate_object(&group(json!([big])), None);
         assert_eq!(report.errors.len(), 1);
-        assert_eq!(report.errors[0].to_string(), "the object is 1.50 MiB as JSON; etcd stores at most 1.5 MiB per object");
+        assert_eq!(
+            report.errors[0].to_string(),
+            "the object is 1.50 MiB as JSON; etcd stores at most 1.5 MiB per object"
+        );
     }
 
     #[test]
     fn wrong_kind_is_refused() {
         let report = validate_object(&json!({"kind": "ConfigMap"}), None);
-        assert_eq!(report.errors[0].to_string(), "kind: expected kind ApplicationGroup");
+        assert_eq!(
+            report.errors[0].to_string(),
+            "kind: expected kind ApplicationGroup"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use orkestra::load;
 use orkestra::validate::{self, Report};
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(kind);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -33,7 +35,12 @@ fn lines(report: &Report) -> String {
 fn check(path: &Path) -> Report {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let docs = load::documents(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(docs.len(), 1, "{}: one document per fixture", path.display());
+    assert_eq!(
+        docs.len(),
+        1,
+        "{}: one document per fixture",
+        path.display()
+    );
     validate::check(&docs[0].value).report
 }
 
@@ -45,13 +52,21 @@ fn expected(path: &Path) -> String {
 #[test]
 fn every_invalid_fixture_is_refused_with_its_exact_messages() {
     let files = fixtures("invalid");
-    assert!(files.len() >= 20, "expected a fixture per rule, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected a fixture per rule, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for path in files {
         let report = check(&path);
         let got = lines(&report);
         if report.is_valid() || got != expected(&path) {
-            failures.push(format!("{}:\n--- expected\n{}--- got\n{got}", path.display(), expected(&path)));
+            failures.push(format!(
+                "{}:\n--- expected\n{}--- got\n{got}",
+                path.display(),
+                expected(&path)
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -88,7 +88,10 @@ fn preserved(a: &Value, b: &Value, path: &str) -> Result<(), String> {
             if x.len() != y.len() {
                 return Err(format!("{path} changed length"));
             }
-            x.iter().zip(y).enumerate().try_for_each(|(i, (v, w))| preserved(v, w, &format!("{path}/{i}")))
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .try_for_each(|(i, (v, w))| preserved(v, w, &format!("{path}/{i}")))
         }
         (x, y) if x == y => Ok(()),
         (Value::Null, _) => Ok(()),
@@ -159,8 +162,13 @@ proptest! {
 fn collect_pointers(v: &Value, at: String, out: &mut Vec<String>) {
     out.push(at.clone());
     match v {
-        Value::Object(m) => m.iter().for_each(|(k, v)| collect_pointers(v, format!("{at}/{k}"), out)),
-        Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| collect_pointers(v, format!("{at}/{i}"), out)),
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| collect_pointers(v, format!("{at}/{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| collect_pointers(v, format!("{at}/{i}"), out)),
         _ => {}
     }
 }

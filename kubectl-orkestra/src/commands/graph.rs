@@ -14,7 +14,8 @@ use crate::input;
 use crate::output::{write_stderr, write_stdout};
 
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut code = EXIT_OK;
     let mut first = true;
     for source in input::read(&args.input)? {
@@ -38,7 +39,12 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
             let object = checked.mutated.as_ref().unwrap_or(&doc.value);
             let spec = model::parse_spec(object)?;
             let view = GraphView::build(doc.name(), &spec, &|_, _| None)?;
-            if !first && matches!(args.output, crate::cli::GraphOutput::Levels | crate::cli::GraphOutput::Tree) {
+            if !first
+                && matches!(
+                    args.output,
+                    crate::cli::GraphOutput::Levels | crate::cli::GraphOutput::Tree
+                )
+            {
                 write_stdout("\n")?;
             }
             first = false;

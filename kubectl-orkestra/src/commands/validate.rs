@@ -26,19 +26,39 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             Err(e) => {
                 invalid += 1;
                 let _ = writeln!(text, "{}: {}", source.name, e.message);
-                push(&mut report["unreadable"], json!({ "file": source.name, "message": e.message }));
+                push(
+                    &mut report["unreadable"],
+                    json!({ "file": source.name, "message": e.message }),
+                );
                 continue;
             }
         };
         for doc in documents {
             if doc.kind() != KIND {
-                let kind = if doc.kind().is_empty() { "an object without kind" } else { doc.kind() };
-                let _ = writeln!(notes, "{}: document {}: skipped {kind} {} (not an ApplicationGroup)", source.name, doc.index, doc.name());
-                push(&mut report["skipped"], json!({ "file": source.name, "document": doc.index, "kind": doc.kind(), "name": doc.name() }));
+                let kind = if doc.kind().is_empty() {
+                    "an object without kind"
+                } else {
+                    doc.kind()
+                };
+                let _ = writeln!(
+                    notes,
+                    "{}: document {}: skipped {kind} {} (not an ApplicationGroup)",
+                    source.name,
+                    doc.index,
+                    doc.name()
+                );
+                push(
+                    &mut report["skipped"],
+                    json!({ "file": source.name, "document": doc.index, "kind": doc.kind(), "name": doc.name() }),
+                );
                 continue;
             }
             groups += 1;
-            let label = if doc.name().is_empty() { format!("{} document {}", source.name, doc.index) } else { doc.name().to_string() };
+            let label = if doc.name().is_empty() {
+                format!("{} document {}", source.name, doc.index)
+            } else {
+                doc.name().to_string()
+            };
             let checked = validate::check(&doc.value);
             let valid = checked.report.is_valid();
             if !valid {
@@ -52,7 +72,11 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             }
             if valid {
                 let w = checked.report.warnings.len();
-                let extra = if w == 0 { String::new() } else { format!(" ({w} warning{})", if w == 1 { "" } else { "s" }) };
+                let extra = if w == 0 {
+                    String::new()
+                } else {
+                    format!(" ({w} warning{})", if w == 1 { "" } else { "s" })
+                };
                 let _ = writeln!(text, "{label}: valid{extra}");
                 if let Some(m) = &checked.mutated {
                     mutated.push(m.clone());
@@ -74,7 +98,14 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     }
     if groups == 0 && invalid == 0 {
         write_stderr(&notes);
-        bail!("no ApplicationGroup found in {}", sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no ApplicationGroup found in {}",
+            sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     match args.output {
         ValidateOutput::Json => {
@@ -92,15 +123,25 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             write_stdout(&text)?;
         }
     }
-    Ok(ExitCode::from(if invalid == 0 { EXIT_OK } else { EXIT_INVALID }))
+    Ok(ExitCode::from(if invalid == 0 {
+        EXIT_OK
+    } else {
+        EXIT_INVALID
+    }))
 }
 
 fn prefix(v: &Violation) -> String {
-    if v.path.is_empty() { String::new() } else { format!("{}: ", v.path) }
+    if v.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", v.path)
+    }
 }
 
 fn violations(list: &[Violation]) -> Value {
-    list.iter().map(|v| json!({ "path": v.path, "message": v.message })).collect()
+    list.iter()
+        .map(|v| json!({ "path": v.path, "message": v.message }))
+        .collect()
 }
 
 fn push(list: &mut Value, item: Value) {

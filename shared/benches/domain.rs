@@ -1,0 +1,121 @@
+//! Parse vs validate+default, per group size. Run: `cargo bench -p orkestra --bench domain`.
+//!
+//! Measures what the two webhooks do for one `kubectl apply`: the mutating webhook builds the
+//! patch from the submitted object (`default`), the validating webhook checks the patched object
+//! (`validate`). `parse` is reading the submitted object's JSON, the floor every webhook pays.
+//! Prints medians per size and the ratio (default + validate) / parse: compare ratios across
+//! machines, not milliseconds (both sides run in one process on the same input).
+
+// The allocator our binaries use (see the workspace Cargo.toml).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use orkestra::validate;
+use serde_json::{Value, json};
+
+/// A group of `n` applications, each depending on up to 3 earlier ones (3 on average once the
+/// group is large), like the examples: chart, release values, namespace.
+fn group(n: usize) -> Value {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let apps: Vec<Value> = (0..n)
+        .map(|i| {
+            let deps: Vec<String> = if i == 0 {
+                vec![]
+            } else {
+                let mut d: Vec<String> = (0..3.min(i)).map(|_| format!("app-{}", next() as usize % i)).collect();
+                d.sort();
+                d.dedup();
+                d
+            };
+            json!({
+                "name": format!("app-{i}"),
+                "dependencies": deps,
+                "spec": {
+                    "chart": {"url": "https://charts.example.com/stable", "name": format!("chart-{}", i % 50), "version": "1.2.3"},
+                    "release": {"targetNamespace": format!("ns-{}", i % 20), "values": {"replicaCount": 2}}
+                }
+            })
+        })
+        .collect();
+    json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+           "metadata": {"name": "bench"}, "spec": {"applications": apps}})
+}
+
+fn median(mut f: impl FnMut(), budget: Duration) -> Duration {
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 200) {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let sizes = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .unwrap_or(vec![10, 100, 1_000, 5_000]);
+    println!(
+        "{:>6} {:>10} {:>10} {:>11} {:>12} {:>7} {:>11}  verdict",
+        "apps", "input KiB", "parse ms", "default ms", "validate ms", "ratio", "stored KiB"
+    );
+    for n in sizes {
+        let bytes = serde_json::to_vec(&group(n)).unwrap_or_default();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mutated = orkestra::defaults::default_object(&value).unwrap_or_default();
+        let report = validate::validate_object(&mutated, None);
+        let verdict = report
+            .errors
+            .first()
+            .map_or("valid".to_string(), |e| e.to_string());
+        let budget = Duration::from_secs(2);
+        let parse = median(
+            || {
+                black_box(serde_json::from_slice::<Value>(black_box(&bytes)).ok());
+            },
+            budget,
+        );
+        let default = median(
+            || {
+                black_box(orkestra::defaults::mutation_patch(black_box(&value)).ok());
+            },
+            budget,
+        );
+        let check = median(
+            || {
+                black_box(validate::validate_object(black_box(&mutated), None));
+            },
+            budget,
+        );
+        println!(
+            "{n:>6} {:>10.1} {:>10.3} {:>11.3} {:>12.3} {:>7.2} {:>11.1}  {verdict}",
+            bytes.len() as f64 / 1024.0,
+            ms(parse),
+            ms(default),
+            ms(check),
+            (default + check).as_secs_f64() / parse.as_secs_f64(),
+            mutated.to_string().len() as f64 / 1024.0,
+        );
+    }
+}
