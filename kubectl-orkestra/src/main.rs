@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod client;
 mod commands;
 mod input;
 mod output;
