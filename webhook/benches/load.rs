@@ -60,17 +60,37 @@ struct Target {
     body: Bytes,
 }
 
+/// Phases per target in the closed loop, alternating with the floor.
+const ROUNDS: u32 = 3;
+
+#[derive(Default)]
 struct Stats {
-    requests: usize,
+    latencies: Vec<Duration>,
     errors: usize,
+    unsent: usize,
     elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
 }
 
 impl Stats {
     fn rps(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn merge(&mut self, other: Stats) {
+        self.latencies.extend(other.latencies);
+        self.errors += other.errors;
+        self.unsent += other.unsent;
+        self.elapsed += other.elapsed;
+        self.latencies.sort_unstable();
+    }
+
+    fn pct(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let n = self.latencies.len();
+        let i = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        self.latencies[i]
     }
 }
 
@@ -145,6 +165,8 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         );
     }
 
+    in_process(&small, &large);
+
     let targets = [
         Target {
             name: "floor: bare 200 OK (10-app body)",
@@ -196,45 +218,63 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         large.len()
     );
     println!();
-    println!("closed loop (max throughput)");
     println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>14}",
-        "target", "req/s", "p50 ms", "p99 ms", "errors", "x floor req/s"
+        "closed loop (max throughput); each target alternates with the floor in {ROUNDS} rounds so \
+         both see the same machine"
     );
-    let mut floor_rps = 0.0;
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9}",
+        "target", "req/s", "p50 ms", "p99 ms", "errors", "floor req/s", "floor p99", "x floor"
+    );
     let mut peak_rss = 0;
-    for t in &targets {
-        let s = closed_loop(t, &cfg, conns, secs).await;
-        if t.path == "/" {
-            floor_rps = s.rps();
-        } else {
+    let mut hwm_during = 0;
+    for t in targets.iter().filter(|t| t.path != "/") {
+        let floor_target = Target {
+            name: "floor",
+            port: floor_port,
+            path: "/",
+            body: t.body.clone(),
+        };
+        let mut ts = Stats::default();
+        let mut fs = Stats::default();
+        for _ in 0..ROUNDS {
+            fs.merge(closed_loop(&floor_target, &cfg, conns, secs / ROUNDS).await);
+            ts.merge(closed_loop(t, &cfg, conns, secs / ROUNDS).await);
             peak_rss = peak_rss.max(rss_kib(webhook.0.id()));
         }
+        hwm_during = hwm_during.max(hwm_kib(webhook.0.id()));
         println!(
-            "{:<36} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>14.2}",
+            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2}",
             t.name,
-            s.rps(),
-            ms(s.p50),
-            ms(s.p99),
-            s.errors,
-            s.rps() / floor_rps
+            ts.rps(),
+            ms(ts.pct(0.50)),
+            ms(ts.pct(0.99)),
+            ts.errors,
+            fs.rps(),
+            ms(fs.pct(0.99)),
+            ts.rps() / fs.rps()
         );
     }
     println!();
-    println!("open loop at 1,000 req/s (latency from the scheduled send time)");
     println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>7}",
-        "target", "req/s", "p50 ms", "p99 ms", "errors"
+        "open loop at 1,000 req/s for {:.1} s (latency from the scheduled send time; \
+         requests not sent by the deadline count as unsent)",
+        secs.as_secs_f64()
+    );
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "target", "req/s", "p50 ms", "p99 ms", "errors", "unsent"
     );
     for t in &targets {
         let s = fixed_rate(t, &cfg, conns, 1000.0, secs).await;
         println!(
-            "{:<36} {:>9.0} {:>9.3} {:>9.3} {:>7}",
+            "{:<36} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>7}",
             t.name,
             s.rps(),
-            ms(s.p50),
-            ms(s.p99),
-            s.errors
+            ms(s.pct(0.50)),
+            ms(s.pct(0.99)),
+            s.errors,
+            s.unsent
         );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -242,9 +282,11 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     let hwm = hwm_kib(webhook.0.id());
     println!();
     println!(
-        "webhook memory: idle {:.1} MiB, during load up to {:.1} MiB, steady after load {:.1} MiB, peak (VmHWM) {:.1} MiB",
+        "webhook memory (RSS): idle {:.1} MiB; closed loop up to {:.1} MiB (VmHWM {:.1} MiB); \
+         after the overload phases: steady {:.1} MiB, VmHWM {:.1} MiB",
         mib(idle_rss),
         mib(peak_rss),
+        mib(hwm_during),
         mib(steady),
         mib(hwm)
     );
@@ -260,6 +302,51 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     drop(floor.kill());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Where the time goes without any network: the whole review, then the two rule functions alone
+/// (parsing the object from JSON text first, as the webhook must).
+fn in_process(small: &Bytes, large: &Bytes) {
+    use orkestra_webhook::admission::{Admission, Endpoint, Enforcement};
+    let adm = Admission::new(Enforcement::Deny);
+    println!("in-process cost per review (no TLS, no HTTP), median of the runs");
+    println!(
+        "{:<12} {:>14} {:>14} {:>20} {:>20}",
+        "group", "/validate ms", "/mutate ms", "validate_object ms", "mutation_patch ms"
+    );
+    for (label, body, runs) in [("10 apps", small, 2000), ("1000 apps", large, 20)] {
+        let object: serde_json::Value = serde_json::from_slice::<serde_json::Value>(body)
+            .map(|v| v["request"]["object"].clone())
+            .unwrap_or_default();
+        let time = |f: &mut dyn FnMut()| {
+            let mut v: Vec<Duration> = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed()
+                })
+                .collect();
+            v.sort_unstable();
+            ms(v[v.len() / 2])
+        };
+        let review_v = time(&mut || {
+            std::hint::black_box(adm.review(Endpoint::Validate, body));
+        });
+        let review_m = time(&mut || {
+            std::hint::black_box(adm.review(Endpoint::Mutate, body));
+        });
+        let validate = time(&mut || {
+            std::hint::black_box(orkestra::validate::validate_object(&object, None));
+        });
+        let mutate = time(&mut || {
+            std::hint::black_box(orkestra::defaults::mutation_patch(&object).ok());
+        });
+        let answer = adm.review(Endpoint::Mutate, body).body.len();
+        println!(
+            "{label:<12} {review_v:>14.3} {review_m:>14.3} {validate:>20.3} {mutate:>20.3}   (/mutate answer {answer} B)"
+        );
+    }
+    println!();
 }
 
 async fn closed_loop(
@@ -302,7 +389,7 @@ async fn closed_loop(
                     conn = None;
                 }
             }
-            (lat, errors)
+            (lat, errors, 0)
         }));
     }
     collect(tasks, secs).await
@@ -326,7 +413,14 @@ async fn fixed_rate(
             let mut errors = 0usize;
             let mut conn = Conn::open(addr(port), cfg.clone()).await.ok();
             let mut next = start + interval.mul_f64(i as f64 / conns as f64);
+            let mut unsent = 0usize;
             while next < end {
+                if Instant::now() > end {
+                    // Overloaded: what is still scheduled is not sent.
+                    unsent += 1;
+                    next += interval;
+                    continue;
+                }
                 tokio::time::sleep_until(next.into()).await;
                 let Some(c) = conn.as_mut() else {
                     errors += 1;
@@ -343,42 +437,34 @@ async fn fixed_rate(
                 }
                 next += interval;
             }
-            (lat, errors)
+            (lat, errors, unsent)
         }));
     }
     // An overloaded server finishes late: the achieved rate is over the real wall time.
     let mut s = collect(tasks, secs).await;
-    s.elapsed = s.elapsed.max(start.elapsed());
+    s.elapsed = s
+        .elapsed
+        .max(start.elapsed().saturating_sub(Duration::from_millis(100)));
     s
 }
 
 async fn collect(
-    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize, usize)>>,
     secs: Duration,
 ) -> Stats {
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((lat, e)) = t.await {
-            all.extend(lat);
-            errors += e;
-        }
-    }
-    all.sort_unstable();
-    let pct = |p: f64| -> Duration {
-        if all.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
-        all[i]
-    };
-    Stats {
-        requests: all.len(),
-        errors,
+    let mut s = Stats {
         elapsed: secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        ..Stats::default()
+    };
+    for t in tasks {
+        if let Ok((lat, errors, unsent)) = t.await {
+            s.latencies.extend(lat);
+            s.errors += errors;
+            s.unsent += unsent;
+        }
     }
+    s.latencies.sort_unstable();
+    s
 }
 
 /// The floor: hyper (auto builder, as the webhook) + rustls with the same certificate and

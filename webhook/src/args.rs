@@ -84,8 +84,8 @@ pub struct ServeArgs {
     /// Largest request body, in bytes (413 beyond).
     #[arg(long, default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
-    /// Bodies over 1 MiB read and reviewed at once, at most (503 beyond).
-    #[arg(long, default_value_t = 8)]
+    /// Bodies over 128 KiB read and reviewed at once, at most (the others wait up to 2 s, then 503).
+    #[arg(long, default_value_t = 2)]
     pub max_large_requests: usize,
     /// Open connections, at most.
     #[arg(long, default_value_t = 1024)]
