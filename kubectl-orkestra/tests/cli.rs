@@ -1,0 +1,165 @@
+//! The offline commands, run as the real binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-orkestra"))
+        .args(args)
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    if let Some(input) = stdin
+        && let Some(mut pipe) = child.stdin.take()
+    {
+        pipe.write_all(input.as_bytes()).expect("stdin accepts input");
+    }
+    child.wait_with_output().expect("the binary exits")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn valid_examples_exit_zero() {
+    let out = run(&["validate", "-f", "examples"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "free5gc: valid\nbookinfo-with-keptn: valid\nbookinfo: valid\n");
+}
+
+#[test]
+fn invalid_group_exits_one_with_group_path_and_message() {
+    let out = run(&["validate", "-f", "tests/fixtures/invalid/cycle.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "cycle: spec.applications[0].dependencies[0]: dependency cycle: db -> api -> cache -> db\n\
+         cycle: spec.applications[0].dependencies[0]: dependency cycle: db -> api -> db\n"
+    );
+}
+
+#[test]
+fn warnings_are_marked_and_do_not_fail() {
+    let out = run(&["validate", "-f", "tests/fixtures/warnings/warnings.yaml"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("warnings: spec.applications[0].spec.chart.version: warning: application \"db\": chart version \"*\" is not pinned"), "{text}");
+    assert!(text.ends_with("warnings: valid (5 warnings)\n"), "{text}");
+}
+
+#[test]
+fn stdin_multi_document_and_skipped_kinds() {
+    let input = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n---\n".to_string()
+        + &std::fs::read_to_string(repo().join("examples/bookinfo.yaml")).expect("example exists");
+    let out = run(&["validate", "-f", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "bookinfo: valid\n");
+    assert_eq!(stderr(&out), "-: document 1: skipped ConfigMap settings (not an ApplicationGroup)\n");
+}
+
+#[test]
+fn unparsable_yaml_names_file_line_and_column() {
+    let out = run(&["validate", "-f", "-"], Some("kind: ApplicationGroup\nspec:\n  applications: [\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "-: line 3 column 17: unclosed bracket '['\n");
+}
+
+#[test]
+fn missing_file_is_a_usage_error() {
+    let out = run(&["validate", "-f", "no/such/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error: reading no/such/file.yaml: "), "{}", stderr(&out));
+}
+
+#[test]
+fn json_report() {
+    let out = run(&["validate", "-o", "json", "-f", "tests/fixtures/invalid/self-dependency.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(report["groups"][0]["valid"], false);
+    assert_eq!(report["groups"][0]["errors"][0]["path"], "spec.applications[0].dependencies[0]");
+    assert_eq!(report["groups"][0]["errors"][0]["message"], "application \"api\" depends on itself");
+}
+
+#[test]
+fn show_mutated_prints_what_the_webhook_would_store() {
+    let out = run(&["validate", "--show-mutated", "-f", "examples/bookinfo.yaml"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let docs = orkestra::load::documents(&stdout(&out)).expect("YAML on stdout");
+    let spec = &docs[0].value["spec"];
+    assert_eq!(spec["applications"][0]["spec"]["release"]["timeout"], "5m");
+    assert_eq!(spec["workflowTemplate"]["namespace"], "orkestra");
+    assert_eq!(spec["workflowTemplate"]["templates"][0]["name"], "entry");
+    assert_eq!(stderr(&out), "bookinfo: valid\n");
+}
+
+#[test]
+fn graph_formats() {
+    let levels = run(&["graph", "-f", "examples/bookinfo.yaml"], None);
+    assert_eq!(levels.status.code(), Some(0));
+    assert!(stdout(&levels).contains("wave 2\n  * bookinfo    bookinfo@v1       needs ambassador\n      subcharts: [ratings, details] -> [reviews] -> [productpage] -> [bookinfo]\n"), "{}", stdout(&levels));
+    let dot = run(&["graph", "-o", "dot", "-f", "examples/bookinfo.yaml"], None);
+    assert!(stdout(&dot).starts_with("digraph \"bookinfo\" {"));
+    let mermaid = run(&["graph", "-o", "mermaid", "-f", "examples/5g-core.yaml"], None);
+    assert!(stdout(&mermaid).starts_with("flowchart LR\n"));
+    let json = run(&["graph", "-o", "json", "-f", "examples/5g-core.yaml"], None);
+    let view: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
+    assert_eq!(view["waves"].as_array().map(Vec::len), Some(7));
+    assert_eq!(view["criticalPath"][0], "mongodb");
+}
+
+#[test]
+fn graph_of_an_invalid_group_prints_violations_and_exits_one() {
+    let out = run(&["graph", "-f", "tests/fixtures/invalid/cycle.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("dependency cycle: db -> api -> cache -> db"));
+}
+
+#[test]
+fn broken_pipe_exits_quietly() {
+    // `| head -1`: the reader goes away after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-orkestra"))
+        .args(["graph", "-o", "json", "-f", "examples", "-f", "examples", "-f", "examples"])
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("the binary exits");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn crd_subcommand_prints_the_checked_in_crd() {
+    let out = run(&["crd"], None);
+    let on_disk = std::fs::read_to_string(repo().join("manifests/crd/applicationgroups.yaml")).expect("CRD file");
+    assert_eq!(stdout(&out), on_disk);
+}
+
+#[test]
+fn help_and_completion() {
+    let help = run(&["--help"], None);
+    assert!(stdout(&help).contains("Usage: kubectl orkestra <COMMAND>"), "{}", stdout(&help));
+    let bash = run(&["completion", "bash"], None);
+    assert_eq!(bash.status.code(), Some(0));
+    assert!(stdout(&bash).contains("kubectl-orkestra"));
+    let version = run(&["--version"], None);
+    assert_eq!(stdout(&version), format!("kubectl-orkestra {}\n", env!("CARGO_PKG_VERSION")));
+}
