@@ -21,7 +21,8 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
     if let Some(input) = stdin
         && let Some(mut pipe) = child.stdin.take()
     {
-        pipe.write_all(input.as_bytes()).expect("stdin accepts input");
+        pipe.write_all(input.as_bytes())
+            .expect("stdin accepts input");
     }
     child.wait_with_output().expect("the binary exits")
 }
@@ -38,12 +39,18 @@ fn stderr(o: &Output) -> String {
 fn valid_examples_exit_zero() {
     let out = run(&["validate", "-f", "examples"], None);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "free5gc: valid\nbookinfo-with-keptn: valid\nbookinfo: valid\n");
+    assert_eq!(
+        stdout(&out),
+        "free5gc: valid\nbookinfo-with-keptn: valid\nbookinfo: valid\n"
+    );
 }
 
 #[test]
 fn invalid_group_exits_one_with_group_path_and_message() {
-    let out = run(&["validate", "-f", "tests/fixtures/invalid/cycle.yaml"], None);
+    let out = run(
+        &["validate", "-f", "tests/fixtures/invalid/cycle.yaml"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
@@ -54,7 +61,10 @@ fn invalid_group_exits_one_with_group_path_and_message() {
 
 #[test]
 fn warnings_are_marked_and_do_not_fail() {
-    let out = run(&["validate", "-f", "tests/fixtures/warnings/warnings.yaml"], None);
+    let out = run(
+        &["validate", "-f", "tests/fixtures/warnings/warnings.yaml"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.contains("warnings: spec.applications[0].spec.chart.version: warning: application \"db\": chart version \"*\" is not pinned"), "{text}");
@@ -68,12 +78,18 @@ fn stdin_multi_document_and_skipped_kinds() {
     let out = run(&["validate", "-f", "-"], Some(&input));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "bookinfo: valid\n");
-    assert_eq!(stderr(&out), "-: document 1: skipped ConfigMap settings (not an ApplicationGroup)\n");
+    assert_eq!(
+        stderr(&out),
+        "-: document 1: skipped ConfigMap settings (not an ApplicationGroup)\n"
+    );
 }
 
 #[test]
 fn unparsable_yaml_names_file_line_and_column() {
-    let out = run(&["validate", "-f", "-"], Some("kind: ApplicationGroup\nspec:\n  applications: [\n"));
+    let out = run(
+        &["validate", "-f", "-"],
+        Some("kind: ApplicationGroup\nspec:\n  applications: [\n"),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout(&out), "-: line 3 column 17: unclosed bracket '['\n");
 }
@@ -82,22 +98,44 @@ fn unparsable_yaml_names_file_line_and_column() {
 fn missing_file_is_a_usage_error() {
     let out = run(&["validate", "-f", "no/such/file.yaml"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).starts_with("error: reading no/such/file.yaml: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: reading no/such/file.yaml: "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn json_report() {
-    let out = run(&["validate", "-o", "json", "-f", "tests/fixtures/invalid/self-dependency.yaml"], None);
+    let out = run(
+        &[
+            "validate",
+            "-o",
+            "json",
+            "-f",
+            "tests/fixtures/invalid/self-dependency.yaml",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(report["groups"][0]["valid"], false);
-    assert_eq!(report["groups"][0]["errors"][0]["path"], "spec.applications[0].dependencies[0]");
-    assert_eq!(report["groups"][0]["errors"][0]["message"], "application \"api\" depends on itself");
+    assert_eq!(
+        report["groups"][0]["errors"][0]["path"],
+        "spec.applications[0].dependencies[0]"
+    );
+    assert_eq!(
+        report["groups"][0]["errors"][0]["message"],
+        "application \"api\" depends on itself"
+    );
 }
 
 #[test]
 fn show_mutated_prints_what_the_webhook_would_store() {
-    let out = run(&["validate", "--show-mutated", "-f", "examples/bookinfo.yaml"], None);
+    let out = run(
+        &["validate", "--show-mutated", "-f", "examples/bookinfo.yaml"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
     let docs = orkestra::load::documents(&stdout(&out)).expect("YAML on stdout");
     let spec = &docs[0].value["spec"];
@@ -112,11 +150,20 @@ fn graph_formats() {
     let levels = run(&["graph", "-f", "examples/bookinfo.yaml"], None);
     assert_eq!(levels.status.code(), Some(0));
     assert!(stdout(&levels).contains("wave 2\n  * bookinfo    bookinfo@v1       needs ambassador\n      subcharts: [ratings, details] -> [reviews] -> [productpage] -> [bookinfo]\n"), "{}", stdout(&levels));
-    let dot = run(&["graph", "-o", "dot", "-f", "examples/bookinfo.yaml"], None);
+    let dot = run(
+        &["graph", "-o", "dot", "-f", "examples/bookinfo.yaml"],
+        None,
+    );
     assert!(stdout(&dot).starts_with("digraph \"bookinfo\" {"));
-    let mermaid = run(&["graph", "-o", "mermaid", "-f", "examples/5g-core.yaml"], None);
+    let mermaid = run(
+        &["graph", "-o", "mermaid", "-f", "examples/5g-core.yaml"],
+        None,
+    );
     assert!(stdout(&mermaid).starts_with("flowchart LR\n"));
-    let json = run(&["graph", "-o", "json", "-f", "examples/5g-core.yaml"], None);
+    let json = run(
+        &["graph", "-o", "json", "-f", "examples/5g-core.yaml"],
+        None,
+    );
     let view: serde_json::Value = serde_json::from_slice(&json.stdout).expect("valid JSON");
     assert_eq!(view["waves"].as_array().map(Vec::len), Some(7));
     assert_eq!(view["criticalPath"][0], "mongodb");
@@ -134,7 +181,9 @@ fn graph_of_an_invalid_group_prints_violations_and_exits_one() {
 fn broken_pipe_exits_quietly() {
     // `| head -1`: the reader goes away after one line.
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-orkestra"))
-        .args(["graph", "-o", "json", "-f", "examples", "-f", "examples", "-f", "examples"])
+        .args([
+            "graph", "-o", "json", "-f", "examples", "-f", "examples", "-f", "examples",
+        ])
         .current_dir(repo())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -149,17 +198,25 @@ fn broken_pipe_exits_quietly() {
 #[test]
 fn crd_subcommand_prints_the_checked_in_crd() {
     let out = run(&["crd"], None);
-    let on_disk = std::fs::read_to_string(repo().join("manifests/crd/applicationgroups.yaml")).expect("CRD file");
+    let on_disk = std::fs::read_to_string(repo().join("manifests/crd/applicationgroups.yaml"))
+        .expect("CRD file");
     assert_eq!(stdout(&out), on_disk);
 }
 
 #[test]
 fn help_and_completion() {
     let help = run(&["--help"], None);
-    assert!(stdout(&help).contains("Usage: kubectl orkestra <COMMAND>"), "{}", stdout(&help));
+    assert!(
+        stdout(&help).contains("Usage: kubectl orkestra <COMMAND>"),
+        "{}",
+        stdout(&help)
+    );
     let bash = run(&["completion", "bash"], None);
     assert_eq!(bash.status.code(), Some(0));
     assert!(stdout(&bash).contains("kubectl-orkestra"));
     let version = run(&["--version"], None);
-    assert_eq!(stdout(&version), format!("kubectl-orkestra {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        stdout(&version),
+        format!("kubectl-orkestra {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
