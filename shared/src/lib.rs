@@ -13,6 +13,7 @@ pub mod graph;
 pub mod load;
 pub mod model;
 pub mod names;
+pub mod release;
 pub mod render;
 pub mod schema;
 pub mod validate;

@@ -1,0 +1,802 @@
+//! Has Flux released what we applied? A pure judgement of observed Flux `HelmRelease`
+//! (`helm.toolkit.fluxcd.io/v2`) snapshots against the generation and chart version the executor
+//! applied, and the wait built on it (the clock is passed in, so it is tested without one).
+//!
+//! The rules follow helm-controller v1.4 (`internal/reconcile/atomic_release.go`,
+//! `internal/controller/helmrelease_controller.go`, `api/v2/helmrelease_types.go`):
+//!
+//! - **Released**: `status.observedGeneration >= metadata.generation`, `Ready=True` set for that
+//!   generation, no `Reconciling=True`, and the attempted chart version (`status.lastAttemptedRevision`,
+//!   else the newest `status.history[]` entry) matches the version applied. A `Ready=True` left over
+//!   from the previous generation or chart version does not count.
+//! - **Failed** (terminal, for this generation): `Stalled=True` (e.g. `RetriesExceeded`,
+//!   `MissingRollbackTarget`, `AccessDenied`), or `Ready=False` with a release failure
+//!   (`InstallFailed`, `UpgradeFailed`, `TestFailed`, a remediation reason) once the failure counter
+//!   of the last attempted action exceeds its `remediation.retries` (Flux's `RetriesExhausted`).
+//! - Anything else is a waiting state; the caller decides when to give up ([`Wait`]).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// What the executor applied and now waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `metadata.generation` the apply returned.
+    pub generation: i64,
+    /// `spec.chart.spec.version` as applied (`None` with `spec.chartRef`, where Flux picks the chart).
+    pub chart_version: Option<String>,
+}
+
+impl Target {
+    /// The target of an applied HelmRelease, as the API server returned it.
+    pub fn from_applied(applied: &Value) -> Self {
+        Target {
+            generation: int(applied.pointer("/metadata/generation")),
+            chart_version: applied
+                .pointer("/spec/chart/spec/version")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The HelmRelease does not exist (deleted under us).
+    Missing,
+    /// `spec.suspend: true`: Flux will not act until it is resumed.
+    Suspended,
+    /// helm-controller has not reported on this generation yet.
+    Pending,
+    /// helm-controller is working on it (`Reconciling=True` or `Ready=Unknown`).
+    Progressing,
+    /// A failure for this generation that Flux will retry (or a not-yet-ready source, dependency...).
+    Retrying,
+    /// `Ready=True` for this generation, but for another chart version than the one applied.
+    OtherRevision,
+    /// Released: done.
+    Ready,
+    /// Terminal failure: done.
+    Failed,
+}
+
+impl Phase {
+    /// Whether waiting should stop.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Ready | Phase::Failed)
+    }
+
+    /// Name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Missing => "Missing",
+            Phase::Suspended => "Suspended",
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
+            Phase::Retrying => "Retrying",
+            Phase::OtherRevision => "OtherRevision",
+            Phase::Ready => "Ready",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// One `status.conditions[]` entry, as read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Condition {
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    /// 0 when the condition carries none.
+    pub observed_generation: i64,
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.type_, self.status)?;
+        if !self.reason.is_empty() {
+            write!(f, " ({})", self.reason)?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// The judgement of one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    pub phase: Phase,
+    /// Flux's reason (of the deciding condition), or ours (`NotObserved`, `Suspended`, ...).
+    pub reason: String,
+    /// Flux's message, or ours.
+    pub message: String,
+    /// `metadata.generation` seen (at least the applied one).
+    pub generation: i64,
+    /// `status.observedGeneration` seen.
+    pub observed_generation: i64,
+    /// The chart version helm-controller last attempted, when it says.
+    pub revision: Option<String>,
+    /// Every condition, as read (for the timeout report).
+    pub conditions: Vec<Condition>,
+}
+
+impl Judgement {
+    /// What identifies a state for "log once per state change": the phase, reason and message.
+    pub fn same_state(&self, other: &Judgement) -> bool {
+        self.phase == other.phase
+            && self.reason == other.reason
+            && self.message == other.message
+            && self.observed_generation == other.observed_generation
+            && self.revision == other.revision
+    }
+
+    /// The conditions in one line: `Ready=False (InstallFailed): ...; Stalled=True (...)`.
+    pub fn conditions_line(&self) -> String {
+        if self.conditions.is_empty() {
+            return "no conditions".into();
+        }
+        self.conditions
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Ready reasons that mean a release action (or its remediation) failed.
+const RELEASE_FAILURE_REASONS: &[&str] = &[
+    "InstallFailed",
+    "UpgradeFailed",
+    "TestFailed",
+    "RollbackSucceeded",
+    "RollbackFailed",
+    "UninstallSucceeded",
+    "UninstallFailed",
+];
+
+/// Judges one observed HelmRelease (`None`: it does not exist) against `target`.
+pub fn judge(target: &Target, observed: Option<&Value>) -> Judgement {
+    let Some(hr) = observed else {
+        return Judgement {
+            phase: Phase::Missing,
+            reason: "NotFound".into(),
+            message: "the HelmRelease does not exist".into(),
+            generation: target.generation,
+            observed_generation: 0,
+            revision: None,
+            conditions: Vec::new(),
+        };
+    };
+    let generation = int(hr.pointer("/metadata/generation")).max(target.generation);
+    let status = hr.get("status").unwrap_or(&Value::Null);
+    let observed_generation = int(status.get("observedGeneration"));
+    let last_attempted_generation = int(status.get("lastAttemptedGeneration"));
+    let conditions = read_conditions(status);
+    let revision = status
+        .get("lastAttemptedRevision")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            status
+                .pointer("/history/0/chartVersion")
+                .and_then(Value::as_str)
+        })
+        .map(str::to_owned);
+    let verdict = |phase: Phase, reason: &str, message: String| Judgement {
+        phase,
+        reason: reason.to_owned(),
+        message,
+        generation,
+        observed_generation,
+        revision: revision.clone(),
+        conditions: conditions.clone(),
+    };
+    let find = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
+    // A condition speaks for this generation when it says so; one without observedGeneration
+    // speaks for whatever generation the status as a whole last reported on.
+    let current = |c: &Condition, fallback: i64| {
+        if c.observed_generation > 0 {
+            c.observed_generation >= generation
+        } else {
+            fallback >= generation
+        }
+    };
+
+    if hr.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+        return verdict(
+            Phase::Suspended,
+            "Suspended",
+            "spec.suspend is true: Flux does not reconcile it until resumed".into(),
+        );
+    }
+
+    let stalled = find("Stalled").filter(|c| {
+        c.status == "True" && current(c, observed_generation.max(last_attempted_generation))
+    });
+    if let Some(c) = stalled {
+        return verdict(Phase::Failed, &c.reason, c.message.clone());
+    }
+
+    let ready = find("Ready");
+    let reconciling = find("Reconciling").filter(|c| c.status == "True");
+
+    if let Some(c) = ready.filter(|c| c.status == "False") {
+        let this_generation = current(c, observed_generation.max(last_attempted_generation));
+        if this_generation
+            && RELEASE_FAILURE_REASONS.contains(&c.reason.as_str())
+            && let Some((action, failures, retries)) = retries_exhausted(hr, &c.reason)
+        {
+            return verdict(
+                Phase::Failed,
+                &c.reason,
+                format!(
+                    "{} ({action} failed {failures} time(s), {retries} retries allowed)",
+                    c.message
+                ),
+            );
+        }
+        if this_generation && reconciling.is_none() {
+            return verdict(Phase::Retrying, &c.reason, c.message.clone());
+        }
+    }
+
+    if let Some(c) = reconciling {
+        return verdict(Phase::Progressing, &c.reason, c.message.clone());
+    }
+
+    let ready_true = ready.filter(|c| c.status == "True");
+    if observed_generation < generation {
+        let message = match ready_true {
+            Some(_) => format!(
+                "Ready=True is for generation {observed_generation}; waiting for generation {generation}"
+            ),
+            None => format!(
+                "waiting for helm-controller to observe generation {generation} (observed {observed_generation})"
+            ),
+        };
+        return verdict(Phase::Pending, "NotObserved", message);
+    }
+
+    match ready {
+        Some(c) if c.status == "True" => {
+            if !current(c, observed_generation) {
+                return verdict(
+                    Phase::Pending,
+                    "NotObserved",
+                    format!(
+                        "Ready=True is for generation {}; waiting for generation {generation}",
+                        c.observed_generation
+                    ),
+                );
+            }
+            match (&target.chart_version, &revision) {
+                (Some(want), Some(got)) if !version_matches(want, got) => verdict(
+                    Phase::OtherRevision,
+                    "OtherRevision",
+                    format!("Ready=True for chart version {got}, applied {want}"),
+                ),
+                (Some(want), None) if is_pinned(want) => verdict(
+                    Phase::OtherRevision,
+                    "NoRevision",
+                    format!("Ready=True but no attempted chart version reported (applied {want})"),
+                ),
+                _ => verdict(Phase::Ready, &c.reason, c.message.clone()),
+            }
+        }
+        Some(c) if c.status == "False" => verdict(Phase::Retrying, &c.reason, c.message.clone()),
+        Some(c) => verdict(Phase::Progressing, &c.reason, c.message.clone()),
+        None => verdict(
+            Phase::Pending,
+            "NoReadyCondition",
+            "helm-controller has not reported a Ready condition".into(),
+        ),
+    }
+}
+
+/// `Some((action, failures, retries))` when the action a `Ready=False` reason stands for has used
+/// up its retries: Flux's `RetriesExhausted`, `retries >= 0 && failures > retries` (retries default
+/// to 0; a negative count retries forever). The action is `status.lastAttemptedReleaseAction`, else
+/// the one the reason names.
+fn retries_exhausted(hr: &Value, reason: &str) -> Option<(&'static str, i64, i64)> {
+    let action = match hr
+        .pointer("/status/lastAttemptedReleaseAction")
+        .and_then(Value::as_str)
+    {
+        Some("install") => "install",
+        Some("upgrade") => "upgrade",
+        _ => match reason {
+            "InstallFailed" => "install",
+            "UpgradeFailed" => "upgrade",
+            _ => return None,
+        },
+    };
+    let (failures, retries) = match action {
+        "install" => (
+            int(hr.pointer("/status/installFailures")),
+            int(hr.pointer("/spec/install/remediation/retries")),
+        ),
+        _ => (
+            int(hr.pointer("/status/upgradeFailures")),
+            int(hr.pointer("/spec/upgrade/remediation/retries")),
+        ),
+    };
+    // RetryOnFailure never exhausts: Flux retries after its interval until the spec changes.
+    let strategy = hr
+        .pointer(&format!("/spec/{action}/strategy/name"))
+        .and_then(Value::as_str);
+    if strategy == Some("RetryOnFailure") {
+        return None;
+    }
+    (retries >= 0 && failures > retries).then_some((action, failures, retries))
+}
+
+fn read_conditions(status: &Value) -> Vec<Condition> {
+    let text = |c: &Value, key: &str| {
+        c.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    status
+        .get("conditions")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|c| Condition {
+                    type_: text(c, "type"),
+                    status: text(c, "status"),
+                    reason: text(c, "reason"),
+                    message: text(c, "message"),
+                    observed_generation: int(c.get("observedGeneration")),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn int(v: Option<&Value>) -> i64 {
+    v.and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Numeric parts, pre-release and whether a `v` was written, of a version (build metadata dropped).
+fn parse_version(s: &str) -> Option<(Vec<u64>, &str)> {
+    let s = s.trim();
+    let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
+    let s = s.split_once('+').map_or(s, |(v, _)| v);
+    let (core, pre) = s.split_once('-').unwrap_or((s, ""));
+    let parts = core
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    (!parts.is_empty() && parts.len() <= 3).then_some((parts, pre))
+}
+
+/// A version the chart must be exactly (Helm reads a bare version as `=`): `1.2.3`, `v1`, `=1.2.3`.
+/// Ranges (`^1`, `~1.2`, `>=1 <2`, `1.x`, `*`) leave the choice to Flux.
+fn is_pinned(spec: &str) -> bool {
+    parse_version(spec.strip_prefix('=').unwrap_or(spec)).is_some()
+}
+
+/// Whether the attempted revision satisfies the applied version. Pinned versions compare as
+/// versions, missing minor/patch being 0 (`v1` = `1.0.0`) and build metadata ignored
+/// (`6.6.1+0cc9a8446c95` = `6.6.1`); a range is satisfied by any revision, since
+/// `observedGeneration` already ties the attempt to the applied spec.
+pub fn version_matches(spec: &str, revision: &str) -> bool {
+    let spec = spec.trim();
+    let Some((want, want_pre)) = parse_version(spec.strip_prefix('=').unwrap_or(spec)) else {
+        return true;
+    };
+    let Some((got, got_pre)) = parse_version(revision) else {
+        return spec.trim_start_matches(['=', 'v', 'V']) == revision.trim_start_matches(['v', 'V']);
+    };
+    let pad = |mut v: Vec<u64>| {
+        v.resize(3, 0);
+        v
+    };
+    pad(want) == pad(got) && want_pre == got_pre
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Released: `Ready=True` for the applied generation and version.
+    Released(Judgement),
+    /// Terminal failure, with Flux's reason and message.
+    Failed(Judgement),
+    /// Time is up; the last judgement (with its conditions), if any snapshot was seen.
+    TimedOut(Option<Judgement>),
+}
+
+/// What to do after one observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Keep waiting. `changed` is true when the state differs from the previous observation
+    /// (the caller logs one line per change).
+    Continue { judgement: Judgement, changed: bool },
+    /// Stop.
+    Done(Outcome),
+}
+
+/// Waiting for a release: feed it each observed snapshot with the time elapsed since the apply.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    target: Target,
+    timeout: Duration,
+    last: Option<Judgement>,
+}
+
+impl Wait {
+    pub fn new(target: Target, timeout: Duration) -> Self {
+        Wait {
+            target,
+            timeout,
+            last: None,
+        }
+    }
+
+    /// The target waited for.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The last judgement made.
+    pub fn last(&self) -> Option<&Judgement> {
+        self.last.as_ref()
+    }
+
+    /// Judges a snapshot. A terminal state wins over the deadline: a Ready seen at the deadline
+    /// is a success.
+    pub fn observe(&mut self, elapsed: Duration, observed: Option<&Value>) -> Step {
+        let judgement = judge(&self.target, observed);
+        let changed = self
+            .last
+            .as_ref()
+            .is_none_or(|last| !last.same_state(&judgement));
+        self.last = Some(judgement.clone());
+        match judgement.phase {
+            Phase::Ready => Step::Done(Outcome::Released(judgement)),
+            Phase::Failed => Step::Done(Outcome::Failed(judgement)),
+            _ if elapsed >= self.timeout => Step::Done(Outcome::TimedOut(Some(judgement))),
+            _ => Step::Continue { judgement, changed },
+        }
+    }
+
+    /// The deadline passed without a snapshot (e.g. the API kept failing).
+    pub fn expire(&self) -> Outcome {
+        Outcome::TimedOut(self.last.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cond(type_: &str, status: &str, reason: &str, generation: i64) -> Value {
+        json!({
+            "type": type_, "status": status, "reason": reason,
+            "message": format!("{type_} {reason}"), "observedGeneration": generation,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        })
+    }
+
+    fn hr(generation: i64, version: &str, status: Value) -> Value {
+        json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2",
+            "kind": "HelmRelease",
+            "metadata": { "name": "podinfo", "namespace": "apps", "generation": generation },
+            "spec": {
+                "interval": "5m",
+                "chart": { "spec": { "chart": "podinfo", "version": version,
+                    "sourceRef": { "kind": "HelmRepository", "name": "podinfo" } } },
+            },
+            "status": status,
+        })
+    }
+
+    fn target(generation: i64, version: &str) -> Target {
+        Target::from_applied(&hr(generation, version, json!({})))
+    }
+
+    fn ready_status(generation: i64, revision: &str) -> Value {
+        json!({
+            "observedGeneration": generation,
+            "lastAttemptedGeneration": generation,
+            "lastAttemptedRevision": revision,
+            "lastAttemptedReleaseAction": "install",
+            "conditions": [
+                cond("Ready", "True", "InstallSucceeded", generation),
+                cond("Released", "True", "InstallSucceeded", generation),
+            ],
+        })
+    }
+
+    #[test]
+    fn ready_for_this_generation_and_version() {
+        let t = target(1, "6.5.3");
+        let j = judge(&t, Some(&hr(1, "6.5.3", ready_status(1, "6.5.3"))));
+        assert_eq!(j.phase, Phase::Ready, "{j:?}");
+        assert_eq!(j.reason, "InstallSucceeded");
+        assert_eq!(j.revision.as_deref(), Some("6.5.3"));
+    }
+
+    #[test]
+    fn stale_ready_from_the_previous_generation_is_not_accepted() {
+        // Generation 2 applied; helm-controller still shows Ready for generation 1.
+        let t = target(2, "6.6.0");
+        let j = judge(&t, Some(&hr(2, "6.6.0", ready_status(1, "6.5.3"))));
+        assert_eq!(j.phase, Phase::Pending, "{j:?}");
+        assert!(j.message.contains("generation 1"), "{}", j.message);
+        // Ready condition stamped for gen 1 while status.observedGeneration was bumped.
+        let mut status = ready_status(1, "6.6.0");
+        status["observedGeneration"] = json!(2);
+        let j = judge(&t, Some(&hr(2, "6.6.0", status)));
+        assert_eq!(j.phase, Phase::Pending, "{j:?}");
+    }
+
+    #[test]
+    fn observed_object_newer_than_the_apply_raises_the_bar() {
+        // Someone changed the spec after us: generation 3 must be observed.
+        let t = target(2, "6.6.0");
+        let j = judge(&t, Some(&hr(3, "6.6.0", ready_status(2, "6.6.0"))));
+        assert_eq!(j.phase, Phase::Pending);
+        assert_eq!(j.generation, 3);
+    }
+
+    #[test]
+    fn chart_version_mismatch_is_not_accepted() {
+        let t = target(2, "6.6.0");
+        let j = judge(&t, Some(&hr(2, "6.6.0", ready_status(2, "6.5.3"))));
+        assert_eq!(j.phase, Phase::OtherRevision, "{j:?}");
+        assert!(j.message.contains("6.5.3") && j.message.contains("6.6.0"));
+        // No revision reported at all for a pinned version: not accepted either.
+        let mut status = ready_status(2, "");
+        status
+            .as_object_mut()
+            .map(|s| s.remove("lastAttemptedRevision"));
+        let j = judge(&t, Some(&hr(2, "6.6.0", status)));
+        assert_eq!(j.phase, Phase::OtherRevision, "{j:?}");
+        // The history's newest entry stands in for lastAttemptedRevision.
+        let mut status = ready_status(2, "");
+        status["history"] = json!([{ "chartVersion": "6.6.0" }, { "chartVersion": "6.5.3" }]);
+        let j = judge(&t, Some(&hr(2, "6.6.0", status)));
+        assert_eq!(j.phase, Phase::Ready, "{j:?}");
+    }
+
+    #[test]
+    fn versions_compare_as_helm_pins_them() {
+        assert!(version_matches("6.6.1", "6.6.1+0cc9a8446c95"));
+        assert!(version_matches("v1", "v1"));
+        assert!(version_matches("v1", "1.0.0"));
+        assert!(version_matches("=2.1.0", "2.1.0"));
+        assert!(!version_matches("2.1.0", "2.1.1"));
+        assert!(!version_matches("2.1.0", "2.1.0-rc.1"));
+        assert!(version_matches("1.0.0-rc.1", "1.0.0-rc.1"));
+        // Ranges are Flux's choice: any revision.
+        for range in ["*", "6.x", "^6.0", ">=1.0.0 <2.0.0", "~1.2"] {
+            assert!(version_matches(range, "6.5.3"), "{range}");
+        }
+        // A range with no revision reported is still released (chartRef, exotic sources).
+        let t = target(1, "*");
+        let mut status = ready_status(1, "");
+        status
+            .as_object_mut()
+            .map(|s| s.remove("lastAttemptedRevision"));
+        assert_eq!(judge(&t, Some(&hr(1, "*", status))).phase, Phase::Ready);
+    }
+
+    #[test]
+    fn stalled_is_terminal_with_fluxs_reason() {
+        let t = target(1, "6.5.3");
+        let status = json!({
+            "observedGeneration": 1,
+            "conditions": [
+                cond("Stalled", "True", "RetriesExceeded", 1),
+                cond("Ready", "False", "InstallFailed", 1),
+            ],
+        });
+        let j = judge(&t, Some(&hr(1, "6.5.3", status)));
+        assert_eq!(j.phase, Phase::Failed);
+        assert_eq!(j.reason, "RetriesExceeded");
+        assert_eq!(j.message, "Stalled RetriesExceeded");
+    }
+
+    #[test]
+    fn stalled_from_the_previous_generation_is_not_terminal() {
+        let t = target(2, "6.6.0");
+        let status = json!({
+            "observedGeneration": 1,
+            "conditions": [
+                cond("Stalled", "True", "RetriesExceeded", 1),
+                cond("Ready", "False", "InstallFailed", 1),
+            ],
+        });
+        let j = judge(&t, Some(&hr(2, "6.6.0", status)));
+        assert_eq!(j.phase, Phase::Pending, "{j:?}");
+    }
+
+    #[test]
+    fn install_failure_is_terminal_once_retries_are_exhausted() {
+        let t = target(1, "6.5.3");
+        let failed = |failures: i64, retries: Option<i64>| {
+            let mut obj = hr(
+                1,
+                "6.5.3",
+                json!({
+                    "observedGeneration": 1,
+                    "lastAttemptedGeneration": 1,
+                    "lastAttemptedReleaseAction": "install",
+                    "lastAttemptedRevision": "6.5.3",
+                    "installFailures": failures,
+                    "failures": failures,
+                    "conditions": [
+                        cond("Ready", "False", "InstallFailed", 1),
+                        cond("Released", "False", "InstallFailed", 1),
+                    ],
+                }),
+            );
+            if let Some(r) = retries {
+                obj["spec"]["install"] = json!({ "remediation": { "retries": r } });
+            }
+            obj
+        };
+        // Default retries = 0: the first failure is final.
+        let j = judge(&t, Some(&failed(1, None)));
+        assert_eq!(j.phase, Phase::Failed, "{j:?}");
+        assert_eq!(j.reason, "InstallFailed");
+        assert!(j.message.contains("install failed 1 time(s), 0 retries"));
+        // Retries left: keep waiting.
+        assert_eq!(judge(&t, Some(&failed(2, Some(3)))).phase, Phase::Retrying);
+        assert_eq!(judge(&t, Some(&failed(4, Some(3)))).phase, Phase::Failed);
+        // Negative retries: forever.
+        assert_eq!(judge(&t, Some(&failed(9, Some(-1)))).phase, Phase::Retrying);
+        // RetryOnFailure: Flux retries after its interval, never exhausts.
+        let mut obj = failed(5, None);
+        obj["spec"]["install"] = json!({ "strategy": { "name": "RetryOnFailure" } });
+        assert_eq!(judge(&t, Some(&obj)).phase, Phase::Retrying);
+    }
+
+    #[test]
+    fn upgrade_failure_counts_upgrade_failures() {
+        let t = target(3, "2.0.0");
+        let mut obj = hr(
+            3,
+            "2.0.0",
+            json!({
+                "observedGeneration": 3,
+                "lastAttemptedReleaseAction": "upgrade",
+                "lastAttemptedRevision": "2.0.0",
+                "installFailures": 0,
+                "upgradeFailures": 2,
+                "conditions": [
+                    cond("Ready", "False", "RollbackSucceeded", 3),
+                    cond("Remediated", "True", "RollbackSucceeded", 3),
+                ],
+            }),
+        );
+        obj["spec"]["upgrade"] = json!({ "remediation": { "retries": 1 } });
+        let j = judge(&t, Some(&obj));
+        assert_eq!(j.phase, Phase::Failed, "{j:?}");
+        assert!(j.message.contains("upgrade failed 2 time(s), 1 retries"));
+    }
+
+    #[test]
+    fn failure_of_the_previous_generation_is_not_terminal() {
+        let t = target(2, "6.6.0");
+        let obj = hr(
+            2,
+            "6.6.0",
+            json!({
+                "observedGeneration": 1,
+                "lastAttemptedGeneration": 1,
+                "lastAttemptedReleaseAction": "install",
+                "installFailures": 1,
+                "conditions": [cond("Ready", "False", "InstallFailed", 1)],
+            }),
+        );
+        assert_eq!(judge(&t, Some(&obj)).phase, Phase::Pending);
+    }
+
+    #[test]
+    fn progressing_and_other_waiting_states() {
+        let t = target(1, "6.5.3");
+        // Reconciling while Ready is Unknown.
+        let status = json!({
+            "conditions": [
+                cond("Reconciling", "True", "Progressing", 1),
+                cond("Ready", "Unknown", "Progressing", 1),
+            ],
+        });
+        let j = judge(&t, Some(&hr(1, "6.5.3", status)));
+        assert_eq!(j.phase, Phase::Progressing);
+        assert_eq!(j.reason, "Progressing");
+        // A failure being retried (ProgressingWithRetry) is progress, not an end.
+        let status = json!({
+            "observedGeneration": 1,
+            "lastAttemptedReleaseAction": "install",
+            "installFailures": 1,
+            "conditions": [
+                cond("Reconciling", "True", "ProgressingWithRetry", 1),
+                cond("Ready", "False", "InstallFailed", 1),
+            ],
+        });
+        let mut obj = hr(1, "6.5.3", status);
+        obj["spec"]["install"] = json!({ "remediation": { "retries": 2 } });
+        assert_eq!(judge(&t, Some(&obj)).phase, Phase::Progressing);
+        // Source not ready yet: Ready=False, not a release failure.
+        let status = json!({ "conditions": [cond("Ready", "False", "SourceNotReady", 1)] });
+        let j = judge(&t, Some(&hr(1, "6.5.3", status)));
+        assert_eq!(j.phase, Phase::Retrying);
+        assert_eq!(j.reason, "SourceNotReady");
+        // No status at all.
+        let j = judge(&t, Some(&hr(1, "6.5.3", json!({}))));
+        assert_eq!(j.phase, Phase::Pending);
+        assert_eq!(j.conditions_line(), "no conditions");
+        // Suspended.
+        let mut obj = hr(1, "6.5.3", json!({}));
+        obj["spec"]["suspend"] = json!(true);
+        assert_eq!(judge(&t, Some(&obj)).phase, Phase::Suspended);
+        // Gone.
+        assert_eq!(judge(&t, None).phase, Phase::Missing);
+    }
+
+    #[test]
+    fn wait_logs_changes_and_times_out_with_the_last_conditions() {
+        let t = target(1, "6.5.3");
+        let mut wait = Wait::new(t, Duration::from_secs(10));
+        let pending = hr(1, "6.5.3", json!({}));
+        let step = wait.observe(Duration::from_secs(0), Some(&pending));
+        assert!(
+            matches!(step, Step::Continue { changed: true, .. }),
+            "{step:?}"
+        );
+        let step = wait.observe(Duration::from_secs(1), Some(&pending));
+        assert!(
+            matches!(step, Step::Continue { changed: false, .. }),
+            "{step:?}"
+        );
+        let progressing = hr(
+            1,
+            "6.5.3",
+            json!({ "conditions": [cond("Reconciling", "True", "Progressing", 1),
+                                   cond("Ready", "Unknown", "Progressing", 1)] }),
+        );
+        let step = wait.observe(Duration::from_secs(2), Some(&progressing));
+        assert!(
+            matches!(step, Step::Continue { changed: true, .. }),
+            "{step:?}"
+        );
+        match wait.observe(Duration::from_secs(10), Some(&progressing)) {
+            Step::Done(Outcome::TimedOut(Some(j))) => {
+                assert_eq!(j.phase, Phase::Progressing);
+                assert_eq!(
+                    j.conditions_line(),
+                    "Reconciling=True (Progressing): Reconciling Progressing; \
+                     Ready=Unknown (Progressing): Ready Progressing"
+                );
+            }
+            other => panic!("expected a timeout: {other:?}"),
+        }
+        assert!(matches!(wait.expire(), Outcome::TimedOut(Some(_))));
+    }
+
+    #[test]
+    fn terminal_state_at_the_deadline_wins() {
+        let t = target(1, "6.5.3");
+        let mut wait = Wait::new(t, Duration::from_secs(1));
+        let step = wait.observe(
+            Duration::from_secs(5),
+            Some(&hr(1, "6.5.3", ready_status(1, "6.5.3"))),
+        );
+        assert!(matches!(step, Step::Done(Outcome::Released(_))), "{step:?}");
+        assert_eq!(
+            Wait::new(target(1, "1"), Duration::ZERO).expire(),
+            Outcome::TimedOut(None)
+        );
+    }
+}
