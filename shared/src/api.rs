@@ -124,6 +124,11 @@ pub struct ApplicationSpec {
     /// Empty means one `helmrelease` executor (the mutating webhook makes it explicit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workflow: Vec<Executor>,
+
+    /// A manual gate (extension): when true, a release pauses before this application until
+    /// `kubectl orkestra promote` continues it (`promote --full` passes every gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<bool>,
 }
 
 /// A Helm chart in an HTTP(S) or `oci://` Helm repository.

@@ -33,6 +33,16 @@ pub const KEPTN_TEMPLATE: &str = "executor-keptn";
 pub const KEPTN_IMAGE: &str = "azureorkestra/keptn-executor:v0.1.0";
 /// Default step timeout, when `release.timeout` is unset.
 pub const DEFAULT_TIMEOUT: &str = "5m";
+/// The suspend template of manual gates.
+pub const GATE_TEMPLATE: &str = "gate";
+/// Workflow parameter switching gates `on` (default) or `off` (`promote --full`). The underscore
+/// keeps it apart from the chart parameters, which are DNS labels.
+pub const GATES_PARAMETER: &str = "orkestra_gates";
+
+/// True when an application of the group asks for a manual gate.
+pub fn has_gates(spec: &ApplicationGroupSpec) -> bool {
+    spec.applications.iter().any(|a| a.spec.gate == Some(true))
+}
 
 /// The settings that shape the templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +76,37 @@ pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value>
         .iter()
         .enumerate()
         .filter(|(i, _)| dag.is_first(*i))
-        .map(|(i, app)| {
+        .flat_map(|(i, app)| {
             let deps: Vec<String> = dag
                 .dependencies(i)
                 .iter()
                 .map(|&d| app_key(dag.name(d)))
                 .collect();
-            task(&app_key(&app.name), &app_template(&app.name), deps, None)
+            if app.spec.gate != Some(true) {
+                return vec![task(
+                    &app_key(&app.name),
+                    &app_template(&app.name),
+                    deps,
+                    None,
+                )];
+            }
+            // A gate: a suspend step after the application's dependencies and before it, which
+            // `kubectl orkestra promote` resumes; skipped when the Workflow's `orkestra_gates`
+            // parameter is `off` (`promote --full`).
+            let gate = crate::live::gate_task(&app_key(&app.name));
+            let mut gate_task = task(&gate, GATE_TEMPLATE, deps, None);
+            gate_task["when"] = json!(format!(
+                "{{{{workflow.parameters.{GATES_PARAMETER}}}}} != off"
+            ));
+            vec![
+                gate_task,
+                task(
+                    &app_key(&app.name),
+                    &app_template(&app.name),
+                    vec![gate],
+                    None,
+                ),
+            ]
         })
         .collect();
     let mut out = vec![dag_template(ENTRYPOINT, entry_tasks, settings)];
@@ -82,6 +116,9 @@ pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value>
             continue;
         }
         out.extend(application_templates(app, &mut executors));
+    }
+    if has_gates(spec) {
+        out.push(json!({ "name": GATE_TEMPLATE, "suspend": {} }));
     }
     out.push(helmrelease_template(&settings.executor_image));
     if executors.contains(&ExecutorType::Keptn) {
@@ -374,6 +411,9 @@ pub struct WorkflowMeta {
 /// HelmRelease, as JSON), plus its base64 HelmRelease where a keptn or custom executor needs it.
 pub fn workflow_parameters(group: &str, spec: &ApplicationGroupSpec) -> Vec<Value> {
     let mut out = Vec::new();
+    if has_gates(spec) {
+        out.push(json!({ "name": GATES_PARAMETER, "value": "on" }));
+    }
     for app in &spec.applications {
         let encoded = app.spec.workflow.iter().any(|e| {
             matches!(

@@ -192,6 +192,7 @@ mod tests {
                     ..Subchart::default()
                 }],
                 workflow: vec![],
+                gate: None,
             },
         }
     }

@@ -1,0 +1,901 @@
+//! The live state of a group: what its latest Argo Workflow and its Flux HelmReleases say, mapped
+//! back onto the group's applications and subcharts, and the verdict a CI gate acts on.
+//!
+//! Argo names every node `<workflow>.<task>.<task>...` after the DAG tasks it ran; [`crate::argo`]
+//! names the `entry` tasks after the applications (their keys), the tasks of an application's DAG
+//! after its charts (subchart keys and the application's own key), and a gate `Gate-<key>`. So
+//! the task path alone says which application or subchart a node released. Rollback Workflows
+//! nest the same tree under an `apply` task, next to a `remove` task (see [`crate::plan`]).
+//!
+//! Pure: the caller reads the objects and passes the clock in (`now`, Unix seconds).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::ApplicationGroupSpec;
+use crate::argo;
+use crate::graph::Dag;
+use crate::model;
+use crate::render::NodeStatus;
+
+/// Label on Workflows and ControllerRevisions: the revision they belong to.
+pub const REVISION_LABEL: &str = "orkestra.azure.microsoft.com/revision";
+/// Label on Workflows: `forward`, `reverse` or `rollback` (as the original Orkestra).
+pub const WORKFLOW_TYPE_LABEL: &str = "orkestra.azure.microsoft.com/workflow-type";
+/// Label on Workflows: the group's generation they release (as the original Orkestra).
+pub const GENERATION_LABEL: &str = "orkestra.azure.microsoft.com/appgroup-generation";
+
+/// One Argo node, as read from `status.nodes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgoNode {
+    /// Node id (the key in `status.nodes`).
+    pub id: String,
+    /// `<workflow>.<task>...`.
+    pub name: String,
+    /// The task's name.
+    pub display_name: String,
+    /// The template the node ran.
+    pub template_name: String,
+    /// `DAG`, `Pod`, `Suspend`, `Retry`, `Skipped`, ...
+    #[serde(rename = "type")]
+    pub node_type: String,
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Error`, `Skipped`, `Omitted`.
+    pub phase: String,
+    /// Start, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// End, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    /// Argo's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ArgoNode {
+    /// True for a gate waiting for `promote` (Argo's `IsActiveSuspendNode`).
+    pub fn is_active_suspend(&self) -> bool {
+        self.node_type == "Suspend" && self.phase == "Running"
+    }
+
+    /// Seconds the node took, or has been running at `now`.
+    pub fn duration(&self, now: i64) -> Option<f64> {
+        let start = self.started_at?;
+        let end = self.finished_at.unwrap_or(now);
+        Some((end - start).max(0) as f64)
+    }
+}
+
+/// Reads `status.nodes` of a Workflow, sorted by node name (so parents come before children).
+pub fn nodes(workflow: &Value) -> Vec<ArgoNode> {
+    let Some(map) = workflow.pointer("/status/nodes").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let s = |n: &Value, k: &str| n.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut out: Vec<ArgoNode> = map
+        .iter()
+        .map(|(id, n)| ArgoNode {
+            id: id.clone(),
+            name: s(n, "name").unwrap_or_default(),
+            display_name: s(n, "displayName").unwrap_or_default(),
+            template_name: s(n, "templateName").unwrap_or_default(),
+            node_type: s(n, "type").unwrap_or_default(),
+            phase: s(n, "phase").unwrap_or_else(|| "Pending".into()),
+            started_at: s(n, "startedAt").and_then(|t| parse_time(&t)),
+            finished_at: s(n, "finishedAt").and_then(|t| parse_time(&t)),
+            message: s(n, "message").filter(|m| !m.is_empty()),
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// What a node released, from its task path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// The whole workflow (the root node).
+    Root,
+    /// An application's DAG (entry task named after the application key).
+    Application(String),
+    /// One chart of an application: (application key, chart key).
+    Chart(String, String),
+    /// One executor of a chart, when an application has several.
+    Executor(String, String, String),
+    /// The manual gate before an application.
+    Gate(String),
+    /// A rollback step removing a chart: the Workflow parameter naming it.
+    Removal(String),
+    /// Anything else (a rollback's `apply`/`remove` groups, retries' children).
+    Other,
+}
+
+/// Name of the gate task before an application (upper case: no application key has any, so it
+/// never collides with an application's task).
+pub fn gate_task(app_key: &str) -> String {
+    format!("Gate-{app_key}")
+}
+
+/// Classifies a node of Workflow `workflow` by its task path.
+pub fn classify(workflow: &str, node: &ArgoNode) -> Step {
+    let Some(path) = node
+        .name
+        .strip_prefix(workflow)
+        .and_then(|p| p.strip_prefix('.'))
+    else {
+        return if node.name == workflow {
+            Step::Root
+        } else {
+            Step::Other
+        };
+    };
+    // Retry children are `<task>(0)`: they belong to their Retry parent, which carries the phase.
+    if path.ends_with(')') {
+        return Step::Other;
+    }
+    let mut parts: Vec<&str> = path.split('.').collect();
+    match parts.first() {
+        Some(&"apply") => {
+            parts.remove(0);
+        }
+        Some(&"remove") => {
+            return match parts.as_slice() {
+                [_, param] => Step::Removal((*param).to_string()),
+                _ => Step::Other,
+            };
+        }
+        _ => {}
+    }
+    match parts.as_slice() {
+        [gate] if gate.starts_with("Gate-") => Step::Gate(gate["Gate-".len()..].to_string()),
+        [app] => Step::Application((*app).to_string()),
+        [app, chart] => Step::Chart((*app).to_string(), (*chart).to_string()),
+        [app, chart, exec] => Step::Executor(
+            (*app).to_string(),
+            (*chart).to_string(),
+            (*exec).to_string(),
+        ),
+        _ => Step::Other,
+    }
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-25T13:19:29Z`, fractions and offsets allowed) into
+/// Unix seconds.
+pub fn parse_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let oh: i64 = o.get(1..3)?.parse().ok()?;
+            let om: i64 = o.get(4..6)?.parse().ok()?;
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// Formats Unix seconds as RFC 3339 UTC.
+pub fn format_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+// Howard Hinnant's civil-date algorithms.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+/// The `Ready` condition of a HelmRelease, as Flux's helm-controller writes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseState {
+    /// `True`, `False` or `Unknown`; `None` before Flux has looked at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// The condition's reason (`InstallSucceeded`, `UpgradeFailed`, `Progressing`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The condition's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// True when Flux has not yet observed the current generation (the condition is old news).
+    pub stale: bool,
+    /// `Stalled=True`: Flux gave up retrying (suggest `flux reconcile --force`).
+    pub stalled: bool,
+}
+
+/// Reads a HelmRelease's readiness.
+pub fn release_state(helm_release: &Value) -> ReleaseState {
+    let conditions = helm_release
+        .pointer("/status/conditions")
+        .and_then(Value::as_array);
+    let find = |t: &str| {
+        conditions
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+    };
+    let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
+    let ready = find("Ready");
+    let generation = helm_release
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let observed = helm_release
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    ReleaseState {
+        ready: ready.and_then(|c| text(c, "status")),
+        reason: ready.and_then(|c| text(c, "reason")),
+        message: ready
+            .and_then(|c| text(c, "message"))
+            .filter(|m| !m.is_empty()),
+        stale: matches!((generation, observed), (Some(g), Some(o)) if o < g)
+            || (generation.is_some() && observed.is_none() && ready.is_some()),
+        stalled: find("Stalled").and_then(|c| text(c, "status")).as_deref() == Some("True"),
+    }
+}
+
+/// How the latest release of a group stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// No Workflow has been created for the group.
+    NotReleased,
+    /// The Workflow exists but Argo has not started it.
+    Pending,
+    /// Releasing.
+    Running,
+    /// Paused at a manual gate: `kubectl orkestra promote` continues.
+    Suspended,
+    /// Every application was released.
+    Succeeded,
+    /// The release failed (or errored, or was stopped).
+    Failed,
+}
+
+impl Verdict {
+    /// True when nothing more will happen without a user.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::NotReleased)
+    }
+}
+
+/// A condition of the group, as shown in the header.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionSummary {
+    /// `Ready`, `ForwardWorkflowSucceeded`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False`, `Unknown`.
+    pub status: String,
+    /// Machine reason.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Human message.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// The Workflow a status was read from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSummary {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `forward` or `rollback`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_type: Option<String>,
+    /// Revision it releases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// Argo's `status.phase` (empty before Argo saw it).
+    pub phase: String,
+    /// Argo's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Start, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Seconds taken so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Applications whose gate waits for `promote`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_at_gates: Vec<String>,
+}
+
+impl WorkflowSummary {
+    /// Reads a Workflow's identity and overall state.
+    pub fn read(
+        workflow: &Value,
+        nodes: &[ArgoNode],
+        spec: &ApplicationGroupSpec,
+        now: i64,
+    ) -> Self {
+        let s = |p: &str| {
+            workflow
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let label = |k: &str| {
+            workflow
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let started = s("/status/startedAt").and_then(|t| parse_time(&t));
+        let finished = s("/status/finishedAt").and_then(|t| parse_time(&t));
+        let name = s("/metadata/name").unwrap_or_default();
+        let keys: BTreeMap<String, &str> = spec
+            .applications
+            .iter()
+            .map(|a| (argo::app_key(&a.name), a.name.as_str()))
+            .collect();
+        let waiting_at_gates = nodes
+            .iter()
+            .filter(|n| n.is_active_suspend())
+            .filter_map(|n| match classify(&name, n) {
+                Step::Gate(key) => Some(keys.get(&key).map_or(key, |a| a.to_string())),
+                _ => None,
+            })
+            .collect();
+        Self {
+            namespace: s("/metadata/namespace").unwrap_or_default(),
+            workflow_type: label(WORKFLOW_TYPE_LABEL),
+            revision: label(REVISION_LABEL).and_then(|r| r.parse().ok()),
+            phase: s("/status/phase").unwrap_or_default(),
+            message: s("/status/message").filter(|m| !m.is_empty()),
+            started_at: started.map(format_time),
+            duration_seconds: started.map(|st| (finished.unwrap_or(now) - st).max(0) as f64),
+            waiting_at_gates,
+            name,
+        }
+    }
+
+    /// The verdict of this Workflow.
+    pub fn verdict(&self) -> Verdict {
+        match self.phase.as_str() {
+            "Succeeded" => Verdict::Succeeded,
+            "Failed" | "Error" => Verdict::Failed,
+            "" | "Pending" => Verdict::Pending,
+            _ if !self.waiting_at_gates.is_empty() => Verdict::Suspended,
+            _ => Verdict::Running,
+        }
+    }
+}
+
+/// One row of `status`: an application's own chart, or one of its subcharts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// Application.
+    pub application: String,
+    /// Subchart, on subchart rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subchart: Option<String>,
+    /// Wave (1-based, as `graph` shows it); within the application for subcharts.
+    pub wave: usize,
+    /// Applications (or subcharts) released first.
+    pub dependencies: Vec<String>,
+    /// `chart@version`.
+    pub chart: String,
+    /// HelmRelease namespace.
+    pub namespace: String,
+    /// HelmRelease name.
+    pub helm_release: String,
+    /// True when the application waits for a manual gate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gate: bool,
+    /// The HelmRelease's readiness; `None` when it does not exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseState>,
+    /// The Workflow node's phase; `None` when the node has not been created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Node message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_message: Option<String>,
+    /// Node start, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Node duration (so far), seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+
+impl Row {
+    /// The status to overlay on the graph.
+    pub fn node_status(&self) -> Option<NodeStatus> {
+        let release_message = self
+            .release
+            .as_ref()
+            .filter(|r| r.ready.as_deref() != Some("True"))
+            .and_then(|r| r.message.clone());
+        let phase = match (&self.step, &self.release) {
+            (Some(step), _) => step.clone(),
+            (None, Some(r)) => match r.ready.as_deref() {
+                Some("True") => "Ready".into(),
+                Some("False") => "NotReady".into(),
+                _ => "Progressing".into(),
+            },
+            (None, None) => return None,
+        };
+        Some(NodeStatus {
+            phase,
+            message: release_message.or_else(|| self.step_message.clone()),
+            duration_seconds: self.duration_seconds,
+        })
+    }
+}
+
+/// Everything `status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    /// The group.
+    pub group: String,
+    /// The latest recorded revision, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// True when the group's spec differs from the latest recorded revision (not promoted yet).
+    pub spec_changed: bool,
+    /// The group's conditions.
+    pub conditions: Vec<ConditionSummary>,
+    /// The latest Workflow, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowSummary>,
+    /// The overall verdict.
+    pub verdict: Verdict,
+    /// Applications (each followed by its subcharts), in declaration order.
+    pub rows: Vec<Row>,
+    /// Removal steps of a rollback (`<app>` or `<app>--<subchart>` parameters), with their phase.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub removals: BTreeMap<String, String>,
+}
+
+/// What `status` reads: the group, its latest Workflow and its HelmReleases.
+pub struct Observed<'a> {
+    /// The group's name.
+    pub group: &'a str,
+    /// Its (defaulted) spec.
+    pub spec: &'a ApplicationGroupSpec,
+    /// `status.conditions` of the group.
+    pub conditions: &'a [Value],
+    /// Latest recorded revision and whether the spec still equals it.
+    pub revision: Option<(i64, bool)>,
+    /// The latest Workflow.
+    pub workflow: Option<&'a Value>,
+    /// Every HelmRelease labelled with the group as owner.
+    pub helm_releases: &'a [Value],
+    /// Now, Unix seconds.
+    pub now: i64,
+}
+
+impl StatusReport {
+    /// Builds the report.
+    pub fn build(o: &Observed<'_>) -> Self {
+        let wf_nodes = o.workflow.map(nodes).unwrap_or_default();
+        let workflow = o
+            .workflow
+            .map(|w| WorkflowSummary::read(w, &wf_nodes, o.spec, o.now));
+        let wf_name = workflow
+            .as_ref()
+            .map(|w| w.name.clone())
+            .unwrap_or_default();
+        let mut by_step: BTreeMap<Step, &ArgoNode> = BTreeMap::new();
+        let mut removals = BTreeMap::new();
+        for n in &wf_nodes {
+            match classify(&wf_name, n) {
+                Step::Removal(p) => {
+                    removals.insert(p, n.phase.clone());
+                }
+                Step::Other | Step::Root | Step::Executor(..) => {}
+                step => {
+                    by_step.insert(step, n);
+                }
+            }
+        }
+        let releases: BTreeMap<(&str, &str), &Value> = o
+            .helm_releases
+            .iter()
+            .filter_map(|hr| {
+                Some((
+                    (
+                        hr.pointer("/metadata/namespace")?.as_str()?,
+                        hr.pointer("/metadata/name")?.as_str()?,
+                    ),
+                    hr,
+                ))
+            })
+            .collect();
+        let apps = &o.spec.applications;
+        let dag = Dag::new(
+            apps.iter()
+                .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
+        );
+        let levels = dag.levels().unwrap_or_else(|| vec![0; apps.len()]);
+        let mut rows = Vec::new();
+        for (i, app) in apps.iter().enumerate() {
+            let key = argo::app_key(&app.name);
+            let chart = app.spec.chart.clone().unwrap_or_default();
+            let version = chart.version.clone().unwrap_or_else(|| "*".into());
+            let gate_node = by_step.get(&Step::Gate(key.clone()));
+            let app_node = by_step.get(&Step::Application(key.clone()));
+            let subs = &app.spec.subcharts;
+            let sub_dag = Dag::new(
+                subs.iter()
+                    .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
+            );
+            let sub_levels = sub_dag.levels().unwrap_or_else(|| vec![0; subs.len()]);
+            for rel in model::releases_of(app) {
+                let release = releases
+                    .get(&(rel.namespace.as_str(), rel.name.as_str()))
+                    .map(|hr| release_state(hr));
+                let (node, wave, deps, chart_text) = match &rel.subchart {
+                    None => {
+                        // The application row: its whole DAG (subcharts included); before the
+                        // DAG starts, its gate.
+                        let node = app_node.or(gate_node).copied();
+                        let deps = dag
+                            .dependencies(i)
+                            .iter()
+                            .map(|&d| dag.name(d).to_string())
+                            .collect();
+                        (
+                            node,
+                            levels[i] + 1,
+                            deps,
+                            format!("{}@{version}", chart.name),
+                        )
+                    }
+                    Some(sub_name) => {
+                        let k = subs.iter().position(|s| &s.name == sub_name).unwrap_or(0);
+                        let sub = &subs[k];
+                        let node = by_step
+                            .get(&Step::Chart(key.clone(), argo::app_key(sub_name)))
+                            .copied();
+                        let deps = sub_dag
+                            .dependencies(k)
+                            .iter()
+                            .map(|&d| sub_dag.name(d).to_string())
+                            .collect();
+                        let v = sub.version.clone().unwrap_or_else(|| version.clone());
+                        (node, sub_levels[k] + 1, deps, format!("{sub_name}@{v}"))
+                    }
+                };
+                let gated = app.spec.gate == Some(true);
+                let step = node.map(|n| {
+                    if n.is_active_suspend() {
+                        "Suspended".to_string()
+                    } else if n.node_type == "Suspend" && rel.subchart.is_none() {
+                        // A passed gate: the application's DAG has not started yet.
+                        "Pending".to_string()
+                    } else {
+                        n.phase.clone()
+                    }
+                });
+                rows.push(Row {
+                    application: app.name.clone(),
+                    subchart: rel.subchart.clone(),
+                    wave,
+                    dependencies: deps,
+                    chart: chart_text,
+                    namespace: rel.namespace.clone(),
+                    helm_release: rel.name.clone(),
+                    gate: gated && rel.subchart.is_none(),
+                    release,
+                    step,
+                    step_message: node.and_then(|n| {
+                        if n.is_active_suspend() {
+                            Some("waiting at the gate: run `kubectl orkestra promote`".into())
+                        } else {
+                            n.message.clone()
+                        }
+                    }),
+                    started_at: node.and_then(|n| n.started_at).map(format_time),
+                    duration_seconds: node.and_then(|n| n.duration(o.now)),
+                });
+            }
+        }
+        // Keep each application's own row first, then its subcharts.
+        let mut ordered = Vec::with_capacity(rows.len());
+        let mut pending_subs: Vec<Row> = Vec::new();
+        for row in rows {
+            if row.subchart.is_some() {
+                pending_subs.push(row);
+            } else {
+                ordered.push(row);
+                ordered.append(&mut pending_subs);
+            }
+        }
+        let verdict = workflow
+            .as_ref()
+            .map_or(Verdict::NotReleased, WorkflowSummary::verdict);
+        Self {
+            group: o.group.to_string(),
+            revision: o.revision.map(|(r, _)| r),
+            spec_changed: o.revision.is_some_and(|(_, same)| !same),
+            conditions: o.conditions.iter().map(condition).collect(),
+            workflow,
+            verdict,
+            rows: ordered,
+            removals,
+        }
+    }
+
+    /// The live status of an application (`subchart: None`) or subchart, for the graph.
+    pub fn node_status(&self, app: &str, subchart: Option<&str>) -> Option<NodeStatus> {
+        self.rows
+            .iter()
+            .find(|r| r.application == app && r.subchart.as_deref() == subchart)
+            .and_then(Row::node_status)
+    }
+
+    /// One line for people: `Succeeded`, `Running (3/10 applications done)`, ...
+    pub fn summary(&self) -> String {
+        let apps: Vec<&Row> = self.rows.iter().filter(|r| r.subchart.is_none()).collect();
+        let done = apps
+            .iter()
+            .filter(|r| r.step.as_deref() == Some("Succeeded"))
+            .count();
+        let failed: Vec<&str> = apps
+            .iter()
+            .filter(|r| matches!(r.step.as_deref(), Some("Failed" | "Error")))
+            .map(|r| r.application.as_str())
+            .collect();
+        let mut s = format!(
+            "{:?} ({done}/{} applications released",
+            self.verdict,
+            apps.len()
+        );
+        if !failed.is_empty() {
+            s.push_str(&format!("; failed: {}", failed.join(", ")));
+        }
+        if let Some(w) = &self.workflow
+            && !w.waiting_at_gates.is_empty()
+        {
+            s.push_str(&format!(
+                "; waiting at the gate of {}",
+                w.waiting_at_gates.join(", ")
+            ));
+        }
+        s.push(')');
+        s
+    }
+}
+
+fn condition(c: &Value) -> ConditionSummary {
+    let s = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    ConditionSummary {
+        type_: s("type"),
+        status: s("status"),
+        reason: s("reason"),
+        message: s("message"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> ApplicationGroupSpec {
+        serde_json::from_value(json!({"applications": [
+            {"name": "db", "spec": {"chart": {"url": "https://c", "name": "postgresql", "version": "12.1.0"}, "release": {"targetNamespace": "data"}}},
+            {"name": "api", "dependencies": ["db"], "spec": {"gate": true, "chart": {"url": "https://c", "name": "api", "version": "1.0.0"}, "release": {"targetNamespace": "web"},
+                "subcharts": [{"name": "worker"}]}}
+        ]}))
+        .expect("spec")
+    }
+
+    fn node(name: &str, display: &str, template: &str, ty: &str, phase: &str) -> Value {
+        json!({"id": name, "name": name, "displayName": display, "templateName": template, "type": ty, "phase": phase,
+               "startedAt": "2026-11-25T10:00:00Z", "finishedAt": if phase == "Running" { Value::Null } else { json!("2026-11-25T10:01:30Z") }})
+    }
+
+    #[test]
+    fn times_round_trip() {
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_time("2026-11-25T13:19:29Z")
+                .map(format_time)
+                .as_deref(),
+            Some("2026-11-25T13:19:29Z")
+        );
+        assert_eq!(
+            parse_time("2026-11-25T14:19:29.123+01:00"),
+            parse_time("2026-11-25T13:19:29Z")
+        );
+        assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn nodes_map_to_applications_and_subcharts() {
+        let wf = json!({"metadata": {"name": "shop-r1", "namespace": "orkestra", "labels": {REVISION_LABEL: "1", WORKFLOW_TYPE_LABEL: "forward"}},
+        "status": {"phase": "Running", "startedAt": "2026-11-25T10:00:00Z", "nodes": {
+            "a": node("shop-r1", "shop-r1", "entry", "DAG", "Running"),
+            "b": node("shop-r1.db", "db", "app-db", "DAG", "Succeeded"),
+            "c": node("shop-r1.db.db", "db", "executor-helmrelease", "Pod", "Succeeded"),
+            "d": node("shop-r1.Gate-api", "Gate-api", "gate", "Suspend", "Running"),
+        }}});
+        let hrs = vec![
+            json!({"metadata": {"name": "db", "namespace": "data", "generation": 1},
+            "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True", "reason": "InstallSucceeded", "message": "Helm install succeeded"}]}}),
+        ];
+        let spec = spec();
+        let report = StatusReport::build(&Observed {
+            group: "shop",
+            spec: &spec,
+            conditions: &[],
+            revision: Some((1, true)),
+            workflow: Some(&wf),
+            helm_releases: &hrs,
+            now: parse_time("2026-11-25T10:05:00Z").unwrap_or_default(),
+        });
+        assert_eq!(report.verdict, Verdict::Suspended);
+        let w = report.workflow.as_ref().expect("workflow");
+        assert_eq!(w.waiting_at_gates, vec!["api"]);
+        assert_eq!(w.revision, Some(1));
+        let names: Vec<(String, Option<String>)> = report
+            .rows
+            .iter()
+            .map(|r| (r.application.clone(), r.subchart.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("db".into(), None),
+                ("api".into(), None),
+                ("api".into(), Some("worker".into()))
+            ]
+        );
+        let db = &report.rows[0];
+        assert_eq!(db.step.as_deref(), Some("Succeeded"));
+        assert_eq!(db.duration_seconds, Some(90.0));
+        assert_eq!(
+            db.release.as_ref().and_then(|r| r.reason.as_deref()),
+            Some("InstallSucceeded")
+        );
+        let api = &report.rows[1];
+        assert_eq!((api.wave, api.gate), (2, true));
+        assert_eq!(api.step.as_deref(), Some("Suspended"));
+        assert_eq!(api.duration_seconds, Some(300.0));
+        assert_eq!(report.rows[2].step, None);
+        assert_eq!(
+            report.node_status("db", None).map(|s| s.phase).as_deref(),
+            Some("Succeeded")
+        );
+        assert!(
+            report
+                .summary()
+                .starts_with("Suspended (1/2 applications released; waiting at the gate of api"),
+            "{}",
+            report.summary()
+        );
+    }
+
+    #[test]
+    fn rollback_nodes_nest_under_apply_and_remove() {
+        let n = |name: &str| ArgoNode {
+            name: name.into(),
+            ..ArgoNode::default()
+        };
+        assert_eq!(
+            classify("g-r3", &n("g-r3.apply.db.db")),
+            Step::Chart("db".into(), "db".into())
+        );
+        assert_eq!(
+            classify("g-r3", &n("g-r3.remove.cache--worker")),
+            Step::Removal("cache--worker".into())
+        );
+        assert_eq!(classify("g-r3", &n("g-r3.db.db(0)")), Step::Other);
+        assert_eq!(classify("g-r3", &n("g-r3")), Step::Root);
+    }
+
+    #[test]
+    fn verdicts() {
+        let v = |phase: &str| {
+            WorkflowSummary {
+                phase: phase.into(),
+                ..WorkflowSummary::default()
+            }
+            .verdict()
+        };
+        assert_eq!(v("Succeeded"), Verdict::Succeeded);
+        assert_eq!(v("Error"), Verdict::Failed);
+        assert_eq!(v(""), Verdict::Pending);
+        assert_eq!(v("Running"), Verdict::Running);
+        let stalled = release_state(
+            &json!({"metadata": {"generation": 2}, "status": {"observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": "boom"}, {"type": "Stalled", "status": "True"}]}}),
+        );
+        assert!(stalled.stale && stalled.stalled);
+        assert_eq!(stalled.message.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn gates_become_suspend_steps_before_their_application() {
+        let spec = spec();
+        let settings = argo::Settings {
+            executor_image: "img".into(),
+            parallelism: 10,
+        };
+        let templates = argo::templates(&spec, &settings);
+        let entry = &templates[0]["dag"]["tasks"];
+        assert_eq!(
+            entry[1],
+            json!({"name": "Gate-api", "template": "gate", "dependencies": ["db"],
+            "when": "{{workflow.parameters.orkestra_gates}} != off"})
+        );
+        assert_eq!(entry[2]["dependencies"], json!(["Gate-api"]));
+        assert!(
+            templates
+                .iter()
+                .any(|t| t == &json!({"name": "gate", "suspend": {}}))
+        );
+        let params = argo::workflow_parameters("shop", &spec);
+        assert_eq!(params[0], json!({"name": "orkestra_gates", "value": "on"}));
+    }
+}
