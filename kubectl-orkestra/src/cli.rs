@@ -26,6 +26,9 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the ApplicationGroup CustomResourceDefinition generated from the types.
     Crd,
+    /// Release steps run by the group's Argo Workflow (in-cluster, or with a kubeconfig).
+    #[command(subcommand)]
+    Executor(ExecutorCommand),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -101,4 +104,43 @@ impl From<GraphOutput> for orkestra::render::Format {
             GraphOutput::Json => Self::Json,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExecutorCommand {
+    /// Apply a Flux HelmRelease (and its HelmRepository) and wait until Flux has released exactly
+    /// that spec, or delete one and wait until it is gone. Exit codes: 0 released (or deleted),
+    /// 1 release failed, 2 timeout, 3 usage or API error.
+    Helmrelease(HelmReleaseExecutorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HelmReleaseExecutorArgs {
+    /// install: create or upgrade, then wait for Ready; delete: delete, then wait until gone.
+    #[arg(long, value_enum)]
+    pub action: ExecutorAction,
+
+    /// A HelmRelease, or a List / multi-document stream of a HelmRepository and a HelmRelease,
+    /// as YAML or JSON text; `@PATH` reads a file, `@-` stdin.
+    #[arg(long, value_name = "TEXT|@PATH", allow_hyphen_values = true)]
+    pub manifest: String,
+
+    /// How long the whole step may take (Go duration, e.g. 5m, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+
+    /// How often to read the HelmRelease while waiting (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorAction {
+    /// Apply and wait until released.
+    Install,
+    /// Delete and wait until gone.
+    Delete,
 }

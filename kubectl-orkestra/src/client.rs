@@ -41,8 +41,6 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     orkestra::duration::parse(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 1m)"))
 }
 
-// Used by the cluster commands (status, promote, executor, ...) as they land.
-#[allow(dead_code)]
 impl KubeArgs {
     /// The client configuration: the kubeconfig (with the chosen context, cluster and user), or
     /// the in-cluster service account when no kubeconfig exists (the executor inside Argo).

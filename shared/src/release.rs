@@ -255,6 +255,9 @@ pub fn judge(target: &Target, observed: Option<&Value>) -> Judgement {
             Some(_) => format!(
                 "Ready=True is for generation {observed_generation}; waiting for generation {generation}"
             ),
+            None if observed_generation <= 0 => {
+                format!("waiting for helm-controller to observe generation {generation}")
+            }
             None => format!(
                 "waiting for helm-controller to observe generation {generation} (observed {observed_generation})"
             ),

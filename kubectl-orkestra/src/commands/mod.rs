@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 
+mod executor;
 mod graph;
 mod validate;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Executor(command) => Ok(executor::run(&command)),
         Command::Crd => {
             crate::output::write_stdout(&orkestra::api::crd_yaml())?;
             Ok(ExitCode::SUCCESS)

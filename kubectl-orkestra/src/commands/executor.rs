@@ -1,0 +1,879 @@
+//! `kubectl orkestra executor helmrelease`: the step an Argo Workflow runs for each chart of a
+//! group (same binary as the plugin, so one image serves both).
+//!
+//! - `install`: make sure the namespaces exist (waiting while one is Terminating), server-side
+//!   apply the HelmRepository and then the HelmRelease with the field manager `orkestra-executor`,
+//!   requesting an immediate reconcile (`reconcile.fluxcd.io/requestedAt`), then read the
+//!   HelmRelease every `--interval` until [`orkestra::release`] judges it released for the applied
+//!   generation and chart version, failed for good, or the `--timeout` (the whole step's) is up.
+//! - `delete`: delete the HelmRelease and wait until it is gone; on timeout, say what is left.
+//!
+//! One JSON line per state change on stderr. Exit codes: 0 released (or deleted), 1 release
+//! failed, 2 timeout, 3 usage or API error. No API discovery: the resources are fixed.
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::{Client, ResourceExt as _};
+use orkestra::flux::{HELM_RELEASE_API_VERSION, HELM_REPOSITORY_API_VERSION};
+use orkestra::release::{Judgement, Outcome, Step, Target, Wait};
+use serde_json::{Map, Value, json};
+
+use crate::cli::{ExecutorAction, ExecutorCommand, HelmReleaseExecutorArgs};
+use crate::client::KubeArgs;
+
+/// Released, or deleted.
+pub const EXIT_DONE: u8 = 0;
+/// Flux reports a terminal failure.
+pub const EXIT_FAILED: u8 = 1;
+/// Time is up.
+pub const EXIT_TIMEOUT: u8 = 2;
+/// Bad arguments or manifest, or an API error that waiting does not cure.
+pub const EXIT_ERROR: u8 = 3;
+
+/// Owner of every field the executor applies, stable across runs so re-applies replace ours.
+pub const FIELD_MANAGER: &str = "orkestra-executor";
+/// Flux's "reconcile now" annotation.
+pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
+pub fn run(command: &ExecutorCommand) -> ExitCode {
+    match command {
+        ExecutorCommand::Helmrelease(args) => helmrelease(args, &args.kube),
+    }
+}
+
+fn helmrelease(args: &HelmReleaseExecutorArgs, kube: &KubeArgs) -> ExitCode {
+    let start = Instant::now();
+    let mut log = Log {
+        action: match args.action {
+            ExecutorAction::Install => "install",
+            ExecutorAction::Delete => "delete",
+        },
+        object: String::new(),
+        start,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return log.end(Stop::Error(anyhow!("starting the async runtime: {e}"))),
+    };
+    let result = runtime.block_on(async {
+        let settings = Settings::from_args(args, start)?;
+        let client = kube.client().await.map_err(Stop::Error)?;
+        let manifest =
+            Manifest::parse(&read_manifest(&args.manifest)?, client.default_namespace())?;
+        log.object = format!("{}/{}", manifest.namespace, manifest.name);
+        match args.action {
+            ExecutorAction::Install => install(&client, &manifest, &settings, &log).await,
+            ExecutorAction::Delete => delete(&client, &manifest, &settings, &log).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::from(EXIT_DONE),
+        Err(stop) => log.end(stop),
+    }
+}
+
+/// Why the executor stops short of success.
+enum Stop {
+    /// Flux gave up: its reason and message.
+    Failed { reason: String, message: String },
+    /// The deadline passed: what was seen last.
+    TimedOut(String),
+    /// Bad input.
+    Usage(String),
+    /// An API or I/O error.
+    Error(anyhow::Error),
+}
+
+struct Settings {
+    deadline: Instant,
+    timeout: Duration,
+    interval: Duration,
+}
+
+impl Settings {
+    fn from_args(args: &HelmReleaseExecutorArgs, start: Instant) -> Result<Self, Stop> {
+        let duration = |flag: &str, value: &str| {
+            orkestra::duration::parse(value).ok_or_else(|| {
+                Stop::Usage(format!(
+                    "--{flag} {value:?} is not a duration (e.g. 5m, 90s)"
+                ))
+            })
+        };
+        let timeout = duration("timeout", &args.timeout)?;
+        let interval = duration("interval", &args.interval)?.max(Duration::from_millis(50));
+        Ok(Settings {
+            deadline: start + timeout,
+            timeout,
+            interval,
+        })
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Sleeps one interval, or until the deadline if that comes first.
+    async fn pause(&self) {
+        tokio::time::sleep(self.interval.min(self.remaining())).await;
+    }
+
+    /// Runs one API call, bounded by the deadline (a hung request must not outlive the step).
+    async fn call<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>, Stop> {
+        // A second of grace so a call started just before the deadline can still answer.
+        match tokio::time::timeout(self.remaining() + Duration::from_secs(1), fut).await {
+            Ok(result) => Ok(result),
+            Err(_) => Err(Stop::TimedOut(format!(
+                "{what}: no answer from the API server"
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manifest
+
+/// What one step applies: a HelmRelease and, optionally, its HelmRepository, with namespaces set.
+struct Manifest {
+    repository: Option<Value>,
+    release: Value,
+    name: String,
+    namespace: String,
+}
+
+fn read_manifest(arg: &str) -> Result<String, Stop> {
+    match arg.strip_prefix('@') {
+        Some("-") => {
+            let mut text = String::new();
+            io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Stop::Usage(format!("reading the manifest from stdin: {e}")))?;
+            Ok(text)
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Stop::Usage(format!("reading the manifest {path}: {e}"))),
+        None => Ok(arg.to_owned()),
+    }
+}
+
+impl Manifest {
+    fn parse(text: &str, default_namespace: &str) -> Result<Self, Stop> {
+        let docs = orkestra::load::documents(text)
+            .map_err(|e| Stop::Usage(format!("the manifest is not YAML or JSON: {e}")))?;
+        let mut repository = None;
+        let mut release = None;
+        for doc in docs {
+            let mut value = doc.value;
+            let kind = text_at(&value, "/kind");
+            let kind = kind.as_str();
+            let api_version = value
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let (slot, want) = match kind {
+                "HelmRelease" => (&mut release, HELM_RELEASE_API_VERSION),
+                "HelmRepository" => (&mut repository, HELM_REPOSITORY_API_VERSION),
+                "" => {
+                    return Err(Stop::Usage(format!(
+                        "manifest document {} has no kind",
+                        doc.index
+                    )));
+                }
+                other => {
+                    return Err(Stop::Usage(format!(
+                        "manifest document {}: kind {other} is not a HelmRelease or HelmRepository",
+                        doc.index
+                    )));
+                }
+            };
+            if api_version != want {
+                return Err(Stop::Usage(format!(
+                    "manifest {kind} has apiVersion {api_version:?}: the executor applies {want}"
+                )));
+            }
+            if slot.is_some() {
+                return Err(Stop::Usage(format!(
+                    "the manifest has more than one {kind}"
+                )));
+            }
+            prepare(&mut value, kind, default_namespace)?;
+            *slot = Some(value);
+        }
+        let release =
+            release.ok_or_else(|| Stop::Usage("the manifest has no HelmRelease".into()))?;
+        let name = text_at(&release, "/metadata/name");
+        let namespace = text_at(&release, "/metadata/namespace");
+        Ok(Manifest {
+            repository,
+            release,
+            name,
+            namespace,
+        })
+    }
+
+    /// Every namespace that must exist: the objects' and the HelmRelease's `spec.targetNamespace`.
+    fn namespaces(&self) -> Vec<String> {
+        let mut out = vec![self.namespace.clone()];
+        let mut add = |ns: String| {
+            if !ns.is_empty() && !out.contains(&ns) {
+                out.push(ns);
+            }
+        };
+        if let Some(repo) = &self.repository {
+            add(text_at(repo, "/metadata/namespace"));
+        }
+        add(text_at(&self.release, "/spec/targetNamespace"));
+        out
+    }
+}
+
+/// Checks the name, sets the namespace, and drops what an apply must not carry (server-owned
+/// metadata, status).
+fn prepare(value: &mut Value, kind: &str, default_namespace: &str) -> Result<(), Stop> {
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| Stop::Usage(format!("the {kind} is not an object")))?;
+    object.remove("status");
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or_else(|| Stop::Usage(format!("the {kind}'s metadata is not an object")))?;
+    for key in [
+        "resourceVersion",
+        "uid",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "managedFields",
+        "selfLink",
+    ] {
+        metadata.remove(key);
+    }
+    if metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(Stop::Usage(format!("the {kind} has no metadata.name")));
+    }
+    if metadata
+        .get("namespace")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        metadata.insert("namespace".into(), json!(default_namespace));
+    }
+    Ok(())
+}
+
+fn text_at(value: &Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// `helm.toolkit.fluxcd.io/v2` `helmreleases`.
+fn helmreleases() -> ApiResource {
+    resource(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+        "helmreleases",
+    )
+}
+
+/// `source.toolkit.fluxcd.io/v1` `helmrepositories`.
+fn helmrepositories() -> ApiResource {
+    resource(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "HelmRepository",
+        "helmrepositories",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// install
+
+async fn install(
+    client: &Client,
+    manifest: &Manifest,
+    settings: &Settings,
+    log: &Log,
+) -> Result<(), Stop> {
+    // Flux compares the value with `status.lastHandledReconcileAt`: any new value will do.
+    let requested_at = k8s_openapi::jiff::Timestamp::now().to_string();
+    let applied = loop {
+        for ns in manifest.namespaces() {
+            ensure_namespace(client, &ns, settings, log).await?;
+        }
+        match apply_all(client, manifest, &requested_at, settings, log).await {
+            Err(Stop::Error(e))
+                if terminating_namespace(&e) && settings.remaining() > Duration::ZERO =>
+            {
+                // Deleted between our check and the apply: wait for it again.
+                log.event(
+                    "warn",
+                    "namespace-terminating",
+                    json!({ "message": format!("{e:#}") }),
+                );
+                settings.pause().await;
+            }
+            other => break other?,
+        }
+    };
+    wait_released(
+        client,
+        manifest,
+        Target::from_applied(&applied),
+        settings,
+        log,
+    )
+    .await
+}
+
+/// Whether an apply failed because its namespace is being deleted.
+fn terminating_namespace(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(cause.downcast_ref::<kube::Error>(),
+            Some(kube::Error::Api(s)) if s.code == 403 && s.message.contains("being terminated"))
+    })
+}
+
+/// Creates the namespace if it is missing; waits while it is Terminating (Orkestra #88).
+async fn ensure_namespace(
+    client: &Client,
+    name: &str,
+    settings: &Settings,
+    log: &Log,
+) -> Result<(), Stop> {
+    let api = Api::<Namespace>::all(client.clone());
+    let mut reported = false;
+    loop {
+        let what = format!("reading namespace {name}");
+        match settings.call(&what, api.get_opt(name)).await? {
+            Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_none() => return Ok(()),
+            Ok(Some(ns)) => {
+                let finalizers = namespace_finalizers(&ns);
+                if !reported {
+                    log.event(
+                        "info",
+                        "namespace-terminating",
+                        json!({ "namespace": name, "finalizers": finalizers,
+                                "message": "waiting until it is gone to create it again" }),
+                    );
+                    reported = true;
+                }
+                if settings.remaining().is_zero() {
+                    return Err(Stop::TimedOut(format!(
+                        "namespace {name} is still terminating (finalizers: {})",
+                        if finalizers.is_empty() {
+                            "none".into()
+                        } else {
+                            finalizers.join(", ")
+                        }
+                    )));
+                }
+            }
+            Ok(None) => {
+                let ns = Namespace {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_owned()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Namespace::default()
+                };
+                let post = PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                };
+                let what = format!("creating namespace {name}");
+                match settings.call(&what, api.create(&post, &ns)).await? {
+                    Ok(_) => {
+                        log.event("info", "namespace-created", json!({ "namespace": name }));
+                        return Ok(());
+                    }
+                    // Someone else made it (or it is terminating): look again.
+                    Err(kube::Error::Api(s)) if s.is_already_exists() => continue,
+                    Err(e) => return Err(Stop::Error(anyhow!(e).context(what))),
+                }
+            }
+            Err(e) if transient(&e) && !settings.remaining().is_zero() => {
+                log.event(
+                    "warn",
+                    "api-retry",
+                    json!({ "message": format!("{what}: {e}") }),
+                );
+            }
+            Err(e) => return Err(Stop::Error(anyhow!(e).context(what))),
+        }
+        settings.pause().await;
+    }
+}
+
+fn namespace_finalizers(ns: &Namespace) -> Vec<String> {
+    let mut out: Vec<String> = ns.metadata.finalizers.clone().unwrap_or_default();
+    if let Some(spec) = &ns.spec {
+        out.extend(spec.finalizers.clone().unwrap_or_default());
+    }
+    out
+}
+
+/// Applies the HelmRepository, then the HelmRelease; returns the HelmRelease as stored.
+async fn apply_all(
+    client: &Client,
+    manifest: &Manifest,
+    requested_at: &str,
+    settings: &Settings,
+    log: &Log,
+) -> Result<Value, Stop> {
+    if let Some(repo) = &manifest.repository {
+        apply(
+            client,
+            &helmrepositories(),
+            repo,
+            requested_at,
+            settings,
+            log,
+        )
+        .await?;
+    }
+    apply(
+        client,
+        &helmreleases(),
+        &manifest.release,
+        requested_at,
+        settings,
+        log,
+    )
+    .await
+}
+
+async fn apply(
+    client: &Client,
+    resource: &ApiResource,
+    object: &Value,
+    requested_at: &str,
+    settings: &Settings,
+    log: &Log,
+) -> Result<Value, Stop> {
+    let mut object = object.clone();
+    let name = text_at(&object, "/metadata/name");
+    let namespace = text_at(&object, "/metadata/namespace");
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(map) = annotations.as_object_mut() {
+            map.insert(REQUESTED_AT.into(), json!(requested_at));
+        }
+    }
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let what = format!("applying {} {namespace}/{name}", resource.kind);
+    let stored = settings
+        .call(&what, api.patch(&name, &params, &Patch::Apply(&object)))
+        .await?
+        .map_err(|e| Stop::Error(anyhow!(e).context(what.clone())))?;
+    let stored = serde_json::to_value(&stored)
+        .map_err(|e| Stop::Error(anyhow!(e).context("reading the applied object")))?;
+    log.event(
+        "info",
+        "applied",
+        json!({
+            "kind": resource.kind,
+            "object": format!("{namespace}/{name}"),
+            "generation": stored.pointer("/metadata/generation"),
+            "chartVersion": stored.pointer("/spec/chart/spec/version"),
+        }),
+    );
+    Ok(stored)
+}
+
+async fn wait_released(
+    client: &Client,
+    manifest: &Manifest,
+    target: Target,
+    settings: &Settings,
+    log: &Log,
+) -> Result<(), Stop> {
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
+    let mut wait = Wait::new(target, settings.timeout);
+    let what = format!("reading HelmRelease {}", log.object);
+    loop {
+        let observed = match settings.call(&what, api.get_opt(&manifest.name)).await {
+            Ok(Ok(found)) => Some(
+                found
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| Stop::Error(anyhow!(e).context("reading the HelmRelease")))?,
+            ),
+            Ok(Err(e)) if transient(&e) => {
+                log.event(
+                    "warn",
+                    "api-retry",
+                    json!({ "message": format!("{what}: {e}") }),
+                );
+                None
+            }
+            Ok(Err(e)) => return Err(Stop::Error(anyhow!(e).context(what))),
+            Err(_) => None,
+        };
+        let step = match &observed {
+            Some(found) => wait.observe(log.start.elapsed(), found.as_ref()),
+            None if settings.remaining().is_zero() => Step::Done(wait.expire()),
+            None => {
+                settings.pause().await;
+                continue;
+            }
+        };
+        match step {
+            Step::Continue { judgement, changed } => {
+                if changed {
+                    log.state(&judgement);
+                }
+            }
+            Step::Done(Outcome::Released(j)) => {
+                log.event(
+                    "info",
+                    "released",
+                    json!({
+                        "reason": j.reason, "message": j.message, "revision": j.revision,
+                        "generation": j.generation, "observedGeneration": j.observed_generation,
+                    }),
+                );
+                return Ok(());
+            }
+            Step::Done(Outcome::Failed(j)) => {
+                return Err(Stop::Failed {
+                    reason: j.reason.clone(),
+                    message: format!("{} [conditions: {}]", j.message, j.conditions_line()),
+                });
+            }
+            Step::Done(Outcome::TimedOut(last)) => {
+                return Err(Stop::TimedOut(match last {
+                    Some(j) => format!(
+                        "not released after {}: last state {} ({}: {}); conditions: {}",
+                        orkestra::duration::human(settings.timeout),
+                        j.phase.as_str(),
+                        j.reason,
+                        j.message,
+                        j.conditions_line()
+                    ),
+                    None => format!(
+                        "not released after {}: the HelmRelease could not be read",
+                        orkestra::duration::human(settings.timeout)
+                    ),
+                }));
+            }
+        }
+        settings.pause().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// delete
+
+async fn delete(
+    client: &Client,
+    manifest: &Manifest,
+    settings: &Settings,
+    log: &Log,
+) -> Result<(), Stop> {
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
+    let name = &manifest.name;
+    let what = format!("reading HelmRelease {}", log.object);
+    let Some(existing) = settings
+        .call(&what, api.get_opt(name))
+        .await?
+        .map_err(|e| Stop::Error(anyhow!(e).context(what.clone())))?
+    else {
+        log.event(
+            "info",
+            "deleted",
+            json!({ "message": "the HelmRelease does not exist" }),
+        );
+        return Ok(());
+    };
+    let uid = existing.uid();
+    let deleting = format!("deleting HelmRelease {}", log.object);
+    match settings
+        .call(&deleting, api.delete(name, &DeleteParams::default()))
+        .await?
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.is_not_found() => {}
+        Err(e) => return Err(Stop::Error(anyhow!(e).context(deleting))),
+    }
+    let mut last: Option<String> = None;
+    loop {
+        match settings.call(&what, api.get_opt(name)).await {
+            // Gone, or replaced by a new object under the same name: ours is gone.
+            Ok(Ok(None)) => {
+                log.event("info", "deleted", json!({}));
+                return Ok(());
+            }
+            Ok(Ok(Some(obj))) if obj.uid() != uid => {
+                log.event(
+                    "info",
+                    "deleted",
+                    json!({ "message": "a new HelmRelease took its name" }),
+                );
+                return Ok(());
+            }
+            Ok(Ok(Some(obj))) => {
+                let left = leftover(&obj);
+                if last.as_ref() != Some(&left) {
+                    log.event("info", "deleting", json!({ "message": left }));
+                    last = Some(left);
+                }
+            }
+            Ok(Err(e)) if transient(&e) => {
+                log.event(
+                    "warn",
+                    "api-retry",
+                    json!({ "message": format!("{what}: {e}") }),
+                );
+            }
+            Ok(Err(e)) => return Err(Stop::Error(anyhow!(e).context(what))),
+            Err(_) => {}
+        }
+        if settings.remaining().is_zero() {
+            return Err(Stop::TimedOut(format!(
+                "HelmRelease {} is still there after {}: {}",
+                log.object,
+                orkestra::duration::human(settings.timeout),
+                last.unwrap_or_else(|| "its state could not be read".into())
+            )));
+        }
+        settings.pause().await;
+    }
+}
+
+/// What keeps a deleted HelmRelease around: its finalizers and Flux's last word.
+fn leftover(obj: &DynamicObject) -> String {
+    let finalizers = obj.finalizers();
+    let mut out = if obj.metadata.deletion_timestamp.is_some() {
+        format!(
+            "terminating, finalizers: {}",
+            if finalizers.is_empty() {
+                "none".into()
+            } else {
+                finalizers.join(", ")
+            }
+        )
+    } else {
+        "not marked for deletion yet".to_owned()
+    };
+    let value = serde_json::to_value(obj).unwrap_or_default();
+    let judgement = orkestra::release::judge(
+        &Target {
+            generation: 0,
+            chart_version: None,
+        },
+        Some(&value),
+    );
+    if !judgement.conditions.is_empty() {
+        out.push_str("; conditions: ");
+        out.push_str(&judgement.conditions_line());
+    }
+    out
+}
+
+/// Errors worth retrying until the deadline: throttling, server errors, connection trouble.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs
+
+/// One JSON object per line on stderr: `time`, `level`, `action`, `helmRelease`, `event`,
+/// `elapsed` (seconds since the start), then the event's own fields.
+struct Log {
+    action: &'static str,
+    object: String,
+    start: Instant,
+}
+
+impl Log {
+    fn event(&self, level: &str, event: &str, fields: Value) {
+        let elapsed = (self.start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        let mut line: Vec<(String, Value)> = vec![
+            (
+                "time".into(),
+                json!(k8s_openapi::jiff::Timestamp::now().to_string()),
+            ),
+            ("level".into(), json!(level)),
+            ("event".into(), json!(event)),
+            ("action".into(), json!(self.action)),
+        ];
+        if !self.object.is_empty() {
+            line.push(("helmRelease".into(), json!(self.object)));
+        }
+        line.push(("elapsed".into(), json!(elapsed)));
+        if let Value::Object(fields) = fields {
+            line.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
+        }
+        // Keys in this order (serde_json's maps sort them): what happened first, details after.
+        let body: Vec<String> = line
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+            .collect();
+        // Nothing sensible to do when stderr is gone.
+        let _ = writeln!(io::stderr().lock(), "{{{}}}", body.join(","));
+    }
+
+    fn state(&self, j: &Judgement) {
+        self.event(
+            "info",
+            "state",
+            json!({
+                "state": j.phase.as_str(),
+                "reason": j.reason,
+                "message": j.message,
+                "generation": j.generation,
+                "observedGeneration": j.observed_generation,
+                "revision": j.revision,
+            }),
+        );
+    }
+
+    /// Logs why the executor stops and returns its exit code.
+    fn end(&self, stop: Stop) -> ExitCode {
+        let (level, event, fields, code) = match stop {
+            Stop::Failed { reason, message } => (
+                "error",
+                "failed",
+                json!({ "reason": reason, "message": message }),
+                EXIT_FAILED,
+            ),
+            Stop::TimedOut(message) => (
+                "error",
+                "timeout",
+                json!({ "message": message }),
+                EXIT_TIMEOUT,
+            ),
+            Stop::Usage(message) => ("error", "usage", json!({ "message": message }), EXIT_ERROR),
+            Stop::Error(e) => (
+                "error",
+                "error",
+                json!({ "message": format!("{e:#}") }),
+                EXIT_ERROR,
+            ),
+        };
+        self.event(level, event, fields);
+        ExitCode::from(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(r: Result<Manifest, Stop>) -> String {
+        match r {
+            Err(Stop::Usage(m)) => m,
+            Err(_) => "other error".into(),
+            Ok(_) => "parsed".into(),
+        }
+    }
+
+    #[test]
+    fn reads_a_list_from_the_domain_crate() {
+        let text = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"source.toolkit.fluxcd.io/v1","kind":"HelmRepository",
+             "metadata":{"name":"repo","namespace":"apps"},"spec":{"url":"https://x"}},
+            {"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease",
+             "metadata":{"name":"web","namespace":"apps","resourceVersion":"7"},
+             "spec":{"targetNamespace":"web-target"},"status":{"observedGeneration":1}}]}"#;
+        let Ok(m) = Manifest::parse(text, "default") else {
+            panic!("a valid list was refused");
+        };
+        assert_eq!((m.name.as_str(), m.namespace.as_str()), ("web", "apps"));
+        assert!(m.repository.is_some());
+        assert_eq!(
+            m.namespaces(),
+            vec!["apps".to_owned(), "web-target".to_owned()]
+        );
+        assert!(m.release.get("status").is_none());
+        assert!(m.release.pointer("/metadata/resourceVersion").is_none());
+    }
+
+    #[test]
+    fn single_yaml_helmrelease_gets_the_default_namespace() {
+        let text = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\nspec: {}\n";
+        let Ok(m) = Manifest::parse(text, "team") else {
+            panic!("a valid HelmRelease was refused");
+        };
+        assert_eq!(m.namespace, "team");
+        assert_eq!(text_at(&m.release, "/metadata/namespace"), "team");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_apply() {
+        assert!(usage(Manifest::parse("kind: [", "d")).contains("not YAML or JSON"));
+        assert_eq!(
+            usage(Manifest::parse(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+                "d"
+            )),
+            "manifest document 1: kind ConfigMap is not a HelmRelease or HelmRepository"
+        );
+        assert!(
+            usage(Manifest::parse(
+                "apiVersion: helm.toolkit.fluxcd.io/v2beta1\nkind: HelmRelease\nmetadata: {name: x}\n",
+                "d"
+            ))
+            .contains("the executor applies helm.toolkit.fluxcd.io/v2")
+        );
+        assert_eq!(
+            usage(Manifest::parse(
+                "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: x}\n",
+                "d"
+            )),
+            "the manifest has no HelmRelease"
+        );
+        assert_eq!(
+            usage(Manifest::parse(
+                "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {}\n",
+                "d"
+            )),
+            "the HelmRelease has no metadata.name"
+        );
+        let two = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a}\n---\n\
+                   apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: b}\n";
+        assert_eq!(
+            usage(Manifest::parse(two, "d")),
+            "the manifest has more than one HelmRelease"
+        );
+    }
+}
