@@ -22,8 +22,16 @@ pub struct Cli {
 pub enum Command {
     /// Check ApplicationGroup files offline with exactly the webhook's rules.
     Validate(ValidateArgs),
-    /// Show the dependency DAG of ApplicationGroups: waves, tree, dot, mermaid or json.
+    /// Show the dependency DAG of a group in the cluster (live status) or of files (-f).
     Graph(GraphArgs),
+    /// Show the live state of a group: one row per application and subchart.
+    Status(StatusArgs),
+    /// Release the group's current spec as a new revision, or continue past a manual gate.
+    Promote(PromoteArgs),
+    /// Restore a recorded revision across the whole group.
+    Rollback(RollbackArgs),
+    /// List the group's revisions: when, who, what changed, how the release ended.
+    History(HistoryArgs),
     /// Print the ApplicationGroup CustomResourceDefinition generated from the types.
     Crd,
     /// Release steps run by the group's Argo Workflow (in-cluster, or with a kubeconfig).
@@ -72,8 +80,32 @@ pub enum ValidateOutput {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
+    /// An ApplicationGroup in the cluster: its DAG with live status overlaid.
+    #[arg(
+        value_name = "GROUP",
+        conflicts_with = "files",
+        required_unless_present = "files"
+    )]
+    pub group: Option<String>,
+
+    /// File, directory (its *.yaml, *.yml and *.json files) or `-` for stdin; repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// Also read the directories under a directory.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Redraw as the release progresses, until it ends (GROUP only).
+    #[arg(short = 'w', long, requires = "group")]
+    pub watch: bool,
+
     #[command(flatten)]
-    pub input: FileArgs,
+    pub kube: crate::client::KubeArgs,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = GraphOutput::Levels)]
@@ -143,4 +175,145 @@ pub enum ExecutorAction {
     Install,
     /// Delete and wait until gone.
     Delete,
+}
+
+/// Output of the cluster commands, as kubectl's `-o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterOutput {
+    /// A table.
+    Table,
+    /// A table with more columns.
+    Wide,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    orkestra::duration::parse(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 10m)"))
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+
+    /// Redraw as the release progresses, until it ends.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+
+    /// Wait until the release ends: exit 0 when it succeeded, 1 when it failed, 3 on timeout.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// How often --watch and --wait read the cluster.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub interval: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Print the plan (waves, changes against the last successful revision, gates); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Pass every manual gate (those waiting now and those to come).
+    #[arg(long)]
+    pub full: bool,
+
+    /// Wait until the release ends, showing progress: exit 0 succeeded, 1 failed, 3 timed out.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// How often --wait reads the cluster.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub interval: std::time::Duration,
+
+    /// Output format (of the plan with --dry-run, of the status with --wait).
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// The revision to restore (default: the last one whose release succeeded).
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<i64>,
+
+    /// Print the plan (removals in reverse order, then re-applies in order); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Wait until the rollback ends, showing progress: exit 0 succeeded, 1 failed, 3 timed out.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// How often --wait reads the cluster.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub interval: std::time::Duration,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
 }

@@ -1,6 +1,6 @@
-//! `kubectl orkestra graph -f PATH`: the DAG of each group in a file.
+//! `kubectl orkestra graph -f PATH`: the DAG of each group in a file; `graph GROUP`: the DAG of a
+//! group in the cluster with the live status of its latest release overlaid (and `--watch`).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -8,17 +8,66 @@ use orkestra::api::KIND;
 use orkestra::render::GraphView;
 use orkestra::{model, validate};
 
+use super::cluster::{self, Cluster};
 use super::{EXIT_INVALID, EXIT_OK};
-use crate::cli::GraphArgs;
+use crate::cli::{FileArgs, GraphArgs};
 use crate::input;
 use crate::output::{write_stderr, write_stdout};
 
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    match &args.group {
+        Some(group) => live(args, group),
+        None => files(args),
+    }
+}
+
+fn live(args: &GraphArgs, group: &str) -> Result<ExitCode> {
+    super::block_on(async {
+        let cluster = Cluster::connect(&args.kube).await?;
+        let color = cluster::colour();
+        let mut last = String::new();
+        loop {
+            let obs = cluster::observe(&cluster, group, args.namespace.as_deref()).await?;
+            let report = &obs.report;
+            let spec = obs.group.defaulted_spec();
+            let view = GraphView::build(group, &spec, &|app, sub| report.node_status(app, sub))?;
+            let mut text = view.render(args.output.into(), color);
+            if matches!(
+                args.output,
+                crate::cli::GraphOutput::Levels | crate::cli::GraphOutput::Tree
+            ) {
+                text.push_str(&format!("\n{}\n", report.summary()));
+            }
+            if !args.watch {
+                write_stdout(&text)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if text != last {
+                if color {
+                    write_stdout("\x1b[H\x1b[2J")?;
+                } else if !last.is_empty() {
+                    write_stdout("\n")?;
+                }
+                write_stdout(&text)?;
+                last = text;
+            }
+            if report.verdict.is_final() {
+                return Ok(super::status::exit_code(report, false));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    })
+}
+
+fn files(args: &GraphArgs) -> Result<ExitCode> {
+    let color = cluster::colour();
+    let input = FileArgs {
+        files: args.files.clone(),
+        recursive: args.recursive,
+    };
     let mut code = EXIT_OK;
     let mut first = true;
-    for source in input::read(&args.input)? {
+    for source in input::read(&input)? {
         let documents = match source.documents {
             Ok(d) => d,
             Err(e) => {

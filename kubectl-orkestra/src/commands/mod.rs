@@ -6,8 +6,13 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 
+mod cluster;
 mod executor;
 mod graph;
+mod history;
+mod promote;
+mod rollback;
+mod status;
 mod validate;
 
 /// Everything valid.
@@ -21,6 +26,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::Promote(args) => promote::run(&args),
+        Command::Rollback(args) => rollback::run(&args),
+        Command::History(args) => history::run(&args),
         Command::Executor(command) => Ok(executor::run(&command)),
         Command::Crd => {
             crate::output::write_stdout(&orkestra::api::crd_yaml())?;
@@ -32,4 +41,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a cluster command's future on a single-threaded runtime (fast to start; the commands
+/// wait on the network, not the CPU).
+fn block_on<F: Future<Output = Result<ExitCode>>>(f: F) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }

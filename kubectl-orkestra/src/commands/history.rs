@@ -1,0 +1,82 @@
+//! `kubectl orkestra history GROUP`: every recorded revision, who promoted it, the charts it
+//! changed and how its Workflow ended (like `helm history` and `kubectl rollout history`).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use orkestra::revision;
+
+use super::cluster::{self, CONTROLLER_REVISION, Cluster, WORKFLOW};
+use crate::cli::{ClusterOutput, HistoryArgs};
+use crate::output::write_stdout;
+
+pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
+    super::block_on(async {
+        let cluster = Cluster::connect(&args.kube).await?;
+        let group = cluster.group(&args.group).await?;
+        let ns = group.workflow_namespace(args.namespace.as_deref());
+        let selector = revision::owner_selector(&group.name);
+        let (revisions, workflows) = tokio::join!(
+            cluster.list(CONTROLLER_REVISION, Some(&ns), &selector),
+            cluster.list(WORKFLOW, Some(&ns), &selector)
+        );
+        let revisions = revision::read_all(&revisions?);
+        let rows = revision::history(&revisions, &revision::workflow_phases(&workflows?));
+        if cluster::write_structured(&rows, args.output)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if rows.is_empty() {
+            write_stdout(&format!(
+                "ApplicationGroup {} has no revisions in namespace {ns}: `kubectl orkestra promote {}` records the first\n",
+                group.name, group.name
+            ))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let now = cluster::now();
+        let wide = args.output == ClusterOutput::Wide;
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let kind = match r.rollback_of {
+                    Some(n) => format!("rollback to {n}"),
+                    None => r.release_type.clone(),
+                };
+                let changes = if r.changes.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.changes.join("; ")
+                };
+                vec![
+                    r.revision.to_string(),
+                    if wide {
+                        r.created.clone().unwrap_or_else(|| "-".into())
+                    } else {
+                        cluster::age(r.created.as_deref(), now)
+                    },
+                    r.promoted_by.clone().unwrap_or_else(|| "-".into()),
+                    kind,
+                    if wide {
+                        changes
+                    } else {
+                        cluster::truncate(&changes, 70)
+                    },
+                    r.workflow.clone(),
+                    r.phase.clone().unwrap_or_else(|| "(deleted)".into()),
+                ]
+            })
+            .collect();
+        write_stdout(&cluster::table(
+            &[
+                "REVISION",
+                if wide { "CREATED" } else { "AGE" },
+                "BY",
+                "TYPE",
+                "CHANGES",
+                "WORKFLOW",
+                "PHASE",
+            ],
+            &table,
+        ))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
