@@ -252,6 +252,9 @@ pub fn judge(target: &Target, observed: Option<&Value>) -> Judgement {
     let ready_true = ready.filter(|c| c.status == "True");
     if observed_generation < generation {
         let message = match ready_true {
+            Some(_) if observed_generation <= 0 => format!(
+                "Ready=True, but helm-controller has not observed generation {generation} yet"
+            ),
             Some(_) => format!(
                 "Ready=True is for generation {observed_generation}; waiting for generation {generation}"
             ),
