@@ -88,12 +88,9 @@ pub struct NewRevision<'a> {
     pub rollback_of: Option<i64>,
 }
 
-/// The ControllerRevision recording `spec` as revision `r.number` of the group.
-pub fn controller_revision(
-    owner: &Owner,
-    spec: &ApplicationGroupSpec,
-    r: &NewRevision<'_>,
-) -> Value {
+/// The ControllerRevision recording `spec` (the group's `spec` exactly as stored, unknown fields
+/// included, so a rollback restores it byte for byte) as revision `r.number` of the group.
+pub fn controller_revision(owner: &Owner, spec: &Value, r: &NewRevision<'_>) -> Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
@@ -210,12 +207,16 @@ pub struct Revision {
     /// The recorded spec.
     #[serde(skip)]
     pub spec: ApplicationGroupSpec,
+    /// The recorded spec as stored.
+    #[serde(skip)]
+    pub raw_spec: Value,
 }
 
 /// Reads a ControllerRevision written by [`controller_revision`]; `None` for anything else.
 pub fn read(cr: &Value) -> Option<Revision> {
     let number = cr.get("revision")?.as_i64()?;
-    let spec = serde_json::from_value(cr.pointer("/data/spec")?.clone()).ok()?;
+    let raw_spec = cr.pointer("/data/spec")?.clone();
+    let spec = serde_json::from_value(raw_spec.clone()).ok()?;
     let meta = cr.get("metadata")?;
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let ann = |k: &str| s(meta.get("annotations").and_then(|a| a.get(k)));
@@ -230,6 +231,7 @@ pub fn read(cr: &Value) -> Option<Revision> {
         workflow: ann(WORKFLOW).unwrap_or_else(|| name.clone()),
         name,
         spec,
+        raw_spec,
     })
 }
 
@@ -376,7 +378,8 @@ mod tests {
             promoted_by: Some("alice"),
             rollback_of: None,
         };
-        let cr = controller_revision(&owner(), &spec("1.0.0"), &r);
+        let raw = serde_json::to_value(spec("1.0.0")).unwrap_or_default();
+        let cr = controller_revision(&owner(), &raw, &r);
         assert_eq!(cr["metadata"]["name"], "shop-r3");
         assert_eq!(cr["metadata"]["labels"][REVISION_LABEL], "3");
         assert_eq!(
@@ -408,6 +411,7 @@ mod tests {
             rollback_of: None,
             workflow: name("shop", n),
             spec: spec(v),
+            raw_spec: Value::Null,
         };
         let revs = vec![mk(1, "1.0.0"), mk(2, "1.1.0")];
         let phases = vec![

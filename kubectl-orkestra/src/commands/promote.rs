@@ -113,7 +113,7 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
             let number = revision::next_number(&obs.revisions);
             let r = new_revision(number, ns, ReleaseType::Forward, who.as_deref(), None);
             let owner = group.owner();
-            let cr = revision::controller_revision(&owner, &group.spec, &r);
+            let cr = revision::controller_revision(&owner, &group.object["spec"], &r);
             cluster.create(CONTROLLER_REVISION, Some(ns), &cr).await?;
             let wf = revision::forward_workflow(&owner, &group.spec, &r, args.full);
             if let Err(e) = cluster.create(WORKFLOW, Some(ns), &wf).await {

@@ -80,7 +80,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
 
         // 1. The spec, through the API server (the webhook validates and defaults it).
         let mut object = group.object.clone();
-        object["spec"] = serde_json::to_value(&target.spec).context("encoding the spec")?;
+        object["spec"] = target.raw_spec.clone();
         if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             meta.remove("managedFields");
         }
@@ -107,7 +107,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
         owner.generation = updated
             .pointer("/metadata/generation")
             .and_then(|g| g.as_i64());
-        let cr = revision::controller_revision(&owner, &target.spec, &r);
+        let cr = revision::controller_revision(&owner, &target.raw_spec, &r);
         cluster.create(CONTROLLER_REVISION, Some(ns), &cr).await?;
         let wf = plan::rollback_workflow(&owner, &group.spec, &target.spec, &r);
         if let Err(e) = cluster.create(WORKFLOW, Some(ns), &wf).await {

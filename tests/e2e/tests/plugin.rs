@@ -1,0 +1,924 @@
+//! `kubectl orkestra` status, graph, promote, rollback and history against the real kube-apiserver
+//! with the real Argo Workflow and Flux HelmRelease CRDs. No Argo or Flux controller runs: the tests
+//! write Workflow node statuses and HelmRelease conditions through the API as those controllers
+//! would, then read them back through the plugin.
+//!
+//! Groups are created already defaulted (`orkestra::defaults::default_object`, exactly what the
+//! mutating webhook stores), with their Workflows in a namespace of the test.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
+use orkestra_e2e::{
+    CommandOutput, TestCluster, TestScope, applicationgroup_resource, cluster_or_skip,
+    helmrelease_resource, workflow_resource, workspace_bin,
+};
+use serde_json::{Value, json};
+
+/// Every test but the one that removes the CRD holds this for reading.
+static CRD_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+const OWNER: &str = "orkestra.azure.microsoft.com/owner";
+
+fn controller_revisions() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps", "v1", "ControllerRevision"),
+        "controllerrevisions",
+    )
+}
+
+async fn plugin(cluster: &TestCluster, context: &str, args: &[&str]) -> Result<CommandOutput> {
+    let mut cmd = cluster.command(workspace_bin("kubectl-orkestra")?);
+    cmd.args(args).arg("--context").arg(context);
+    orkestra_e2e::run(cmd, None).await
+}
+
+fn app(name: &str, deps: &[&str], version: &str, ns: &str) -> Value {
+    json!({"name": name, "dependencies": deps, "spec": {
+        "chart": {"url": "https://charts.example.com", "name": name, "version": version},
+        "release": {"targetNamespace": ns, "values": {"replicas": 1}}}})
+}
+
+/// Creates a group (defaulted as the webhook would store it) whose Workflows run in `ns`.
+async fn create_group(
+    client: &Client,
+    scope: &TestScope,
+    name: &str,
+    ns: &str,
+    apps: Vec<Value>,
+) -> Result<Value> {
+    let mut object = json!({
+        "apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+        "metadata": {"name": name},
+        "spec": {"applications": apps, "workflowTemplate": {"namespace": ns}},
+    });
+    scope.label(&mut object)?;
+    let object = orkestra::defaults::default_object(&object)?;
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    let object: DynamicObject = serde_json::from_value(object)?;
+    // Right after another test re-installs the CRD, the resource can take a moment to be served.
+    let created =
+        orkestra_e2e::eventually(Duration::from_secs(30), "creating the group", || async {
+            match api.create(&PostParams::default(), &object).await {
+                Ok(created) => Ok(Some(created)),
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 503 => Ok(None),
+                Err(e) => Err(anyhow::Error::from(e).context("creating the group")),
+            }
+        })
+        .await?;
+    Ok(serde_json::to_value(created)?)
+}
+
+/// Replaces the group's applications (defaulted again, as the webhook would on UPDATE).
+async fn update_group(client: &Client, name: &str, apps: Vec<Value>) -> Result<()> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    let mut object = serde_json::to_value(api.get(name).await?)?;
+    object["spec"]["applications"] = json!(apps);
+    let object = orkestra::defaults::default_object(&object)?;
+    api.replace(
+        name,
+        &PostParams::default(),
+        &serde_json::from_value(object)?,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn get(client: &Client, ar: &ApiResource, ns: Option<&str>, name: &str) -> Result<Value> {
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    };
+    Ok(serde_json::to_value(
+        api.get(name)
+            .await
+            .with_context(|| format!("getting {name}"))?,
+    )?)
+}
+
+async fn list(client: &Client, ar: &ApiResource, ns: &str, group: &str) -> Result<Vec<Value>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    let items = api
+        .list(&ListParams::default().labels(&format!("{OWNER}={group}")))
+        .await?
+        .items;
+    Ok(items
+        .into_iter()
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect())
+}
+
+/// Writes a Workflow's status as Argo's controller does (the Workflow CRD has no status subresource).
+async fn set_workflow_status(client: &Client, ns: &str, name: &str, status: Value) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &workflow_resource());
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "status": status })),
+    )
+    .await
+    .context("writing the Workflow status")?;
+    Ok(())
+}
+
+fn node(wf: &str, path: &str, template: &str, ty: &str, phase: &str) -> (String, Value) {
+    let name = if path.is_empty() {
+        wf.to_string()
+    } else {
+        format!("{wf}.{path}")
+    };
+    let display = name.rsplit('.').next().unwrap_or_default().to_string();
+    let id = format!("{wf}-{}", orkestra::names::short_hash(&name));
+    let mut n = json!({"id": id, "name": name, "displayName": display, "templateName": template, "type": ty, "phase": phase,
+        "startedAt": "2026-01-01T10:00:00Z"});
+    if !matches!(phase, "Running" | "Pending") {
+        n["finishedAt"] = json!("2026-01-01T10:02:00Z");
+    }
+    (id, n)
+}
+
+fn nodes(list: Vec<(String, Value)>) -> Value {
+    Value::Object(list.into_iter().collect())
+}
+
+/// Creates the HelmRelease of an application as the executor would, and writes its Ready
+/// condition as Flux's helm-controller does (through the status subresource).
+async fn helm_release(
+    client: &Client,
+    group: &Value,
+    app: &str,
+    ready: &str,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let spec = orkestra::model::parse_spec(group)?;
+    let name = group["metadata"]["name"].as_str().unwrap_or_default();
+    let application = spec
+        .applications
+        .iter()
+        .find(|a| a.name == app)
+        .context("no such application")?;
+    let hr = orkestra::flux::helm_release(name, application, None);
+    let ns = hr["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &helmrelease_resource());
+    api.create(&PostParams::default(), &serde_json::from_value(hr)?)
+        .await
+        .context("creating the HelmRelease")?;
+    let status = json!({"status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message,
+        "lastTransitionTime": "2026-01-01T10:01:00Z", "observedGeneration": 1}]}});
+    api.patch_status(app, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .context("writing the HelmRelease status")?;
+    Ok(())
+}
+
+async fn delete_group(client: &Client, name: &str) {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    let _ = api.delete(name, &Default::default()).await;
+}
+
+#[tokio::test]
+async fn promote_records_a_revision_and_a_workflow_from_the_injected_templates_once() -> Result<()>
+{
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-promote");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    let group = create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![
+            app("db", &[], "1.0.0", &ns),
+            app("api", &["db"], "1.0.0", &ns),
+        ],
+    )
+    .await?;
+
+    let dry = plugin(cluster, "admin", &["promote", &name, "--dry-run"])
+        .await?
+        .expect_success()?;
+    ensure!(
+        dry.stdout.contains("wave 1: db")
+            && dry.stdout.contains("wave 2: api")
+            && dry.stdout.contains("Would record revision 1"),
+        "{dry}"
+    );
+    ensure!(
+        list(&client, &workflow_resource(), &ns, &name)
+            .await?
+            .is_empty(),
+        "--dry-run created a Workflow"
+    );
+    ensure!(
+        list(&client, &controller_revisions(), &ns, &name)
+            .await?
+            .is_empty(),
+        "--dry-run recorded a revision"
+    );
+
+    let out = plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    ensure!(out.stderr.contains("revision 1 recorded"), "{out}");
+    let wf_name = format!("{name}-r1");
+    let wf = get(&client, &workflow_resource(), Some(&ns), &wf_name).await?;
+    ensure!(
+        wf["spec"]["templates"] == group["spec"]["workflowTemplate"]["templates"],
+        "the Workflow's templates are not the injected ones"
+    );
+    ensure!(wf["spec"]["entrypoint"] == "entry");
+    let labels = &wf["metadata"]["labels"];
+    ensure!(
+        labels[OWNER] == name.as_str()
+            && labels["orkestra.azure.microsoft.com/revision"] == "1"
+            && labels["orkestra.azure.microsoft.com/workflow-type"] == "forward",
+        "{labels}"
+    );
+    ensure!(
+        wf["metadata"]["ownerReferences"][0]["uid"] == group["metadata"]["uid"],
+        "the Workflow is not owned by the group"
+    );
+    let cr = get(&client, &controller_revisions(), Some(&ns), &wf_name).await?;
+    ensure!(
+        cr["revision"] == 1 && cr["metadata"]["ownerReferences"][0]["kind"] == "ApplicationGroup",
+        "{cr}"
+    );
+    ensure!(
+        cr["data"]["spec"] == group["spec"],
+        "the revision does not hold the group's spec"
+    );
+    ensure!(
+        cr["metadata"]["annotations"]["orkestra.azure.microsoft.com/promoted-by"].is_string(),
+        "who promoted is not recorded"
+    );
+
+    let again = plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        again.stderr.contains("unchanged since revision 1"),
+        "{again}"
+    );
+    ensure!(
+        list(&client, &workflow_resource(), &ns, &name).await?.len() == 1,
+        "a second promote of an unchanged spec created a Workflow"
+    );
+    ensure!(
+        list(&client, &controller_revisions(), &ns, &name)
+            .await?
+            .len()
+            == 1,
+        "a second promote of an unchanged spec recorded a revision"
+    );
+
+    // A changed spec is a new revision with its own Workflow; the first one stays.
+    update_group(
+        &client,
+        &name,
+        vec![
+            app("db", &[], "1.1.0", &ns),
+            app("api", &["db"], "1.0.0", &ns),
+        ],
+    )
+    .await?;
+    let dry = plugin(
+        cluster,
+        "admin",
+        &["promote", &name, "--dry-run", "-o", "json"],
+    )
+    .await?
+    .expect_success()?;
+    let plan: Value = serde_json::from_str(&dry.stdout)?;
+    ensure!(
+        plan["changes"][0]["kind"] == "added",
+        "no successful release yet, so everything is new: {plan}"
+    );
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    get(
+        &client,
+        &workflow_resource(),
+        Some(&ns),
+        &format!("{name}-r2"),
+    )
+    .await?;
+    get(&client, &workflow_resource(), Some(&ns), &wf_name).await?;
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_and_graph_show_argo_nodes_and_flux_conditions_and_wait_exits_by_result()
+-> Result<()> {
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-status");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    let mut api = app("api", &["db"], "2.0.0", &ns);
+    api["spec"]["subcharts"] = json!([{"name": "worker"}]);
+    let group = create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![app("db", &[], "1.0.0", &ns), api],
+    )
+    .await?;
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    let wf = format!("{name}-r1");
+    set_workflow_status(
+        &client,
+        &ns,
+        &wf,
+        json!({"phase": "Running", "startedAt": "2026-01-01T10:00:00Z", "nodes": nodes(vec![
+            node(&wf, "", "entry", "DAG", "Running"),
+            node(&wf, "db", "app-db", "DAG", "Succeeded"),
+            node(&wf, "db.db", "executor-helmrelease", "Pod", "Succeeded"),
+            node(&wf, "api", "app-api", "DAG", "Running"),
+            node(&wf, "api.worker", "executor-helmrelease", "Pod", "Running"),
+        ])}),
+    )
+    .await?;
+    helm_release(
+        &client,
+        &group,
+        "db",
+        "True",
+        "InstallSucceeded",
+        "Helm install succeeded for release db",
+    )
+    .await?;
+    helm_release(
+        &client,
+        &group,
+        "api",
+        "False",
+        "InstallFailed",
+        "install retries exhausted",
+    )
+    .await?;
+
+    let out = plugin(cluster, "admin", &["status", &name, "-o", "json"])
+        .await?
+        .expect_success()?;
+    let report: Value = serde_json::from_str(&out.stdout).with_context(|| out.to_string())?;
+    ensure!(
+        report["verdict"] == "Running" && report["revision"] == 1,
+        "{report}"
+    );
+    let rows = report["rows"].as_array().cloned().unwrap_or_default();
+    let row = |app: &str, sub: Option<&str>| {
+        rows.iter()
+            .find(|r| r["application"] == app && r["subchart"].as_str() == sub)
+            .cloned()
+            .unwrap_or_default()
+    };
+    ensure!(
+        row("db", None)["step"] == "Succeeded" && row("db", None)["durationSeconds"] == 120.0,
+        "{report}"
+    );
+    ensure!(
+        row("db", None)["release"]["reason"] == "InstallSucceeded",
+        "{report}"
+    );
+    ensure!(
+        row("api", None)["release"]["ready"] == "False" && row("api", None)["wave"] == 2,
+        "{report}"
+    );
+    ensure!(row("api", Some("worker"))["step"] == "Running", "{report}");
+
+    let table = plugin(cluster, "admin", &["status", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        table.stdout.contains("APPLICATION")
+            && table.stdout.contains("install retries exhausted")
+            && table
+                .stdout
+                .contains(&format!("Workflow:         {ns}/{wf} (forward) Running")),
+        "{table}"
+    );
+    let yaml = plugin(cluster, "admin", &["status", &name, "-o", "yaml"])
+        .await?
+        .expect_success()?;
+    ensure!(yaml.stdout.contains("verdict: Running"), "{yaml}");
+
+    let graph = plugin(cluster, "admin", &["graph", &name, "-o", "json"])
+        .await?
+        .expect_success()?;
+    let view: Value = serde_json::from_str(&graph.stdout)?;
+    ensure!(
+        view["applications"][0]["status"]["phase"] == "Succeeded"
+            && view["applications"][1]["status"]["phase"] == "Running",
+        "{view}"
+    );
+    ensure!(view["criticalPathBy"] == "duration", "{view}");
+    let levels = plugin(cluster, "admin", &["graph", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        levels.stdout.contains("[Succeeded 2m]") && !levels.stdout.contains('\x1b'),
+        "not a TTY: no colours\n{levels}"
+    );
+    let dot = plugin(cluster, "admin", &["graph", &name, "-o", "dot"])
+        .await?
+        .expect_success()?;
+    ensure!(dot.stdout.contains("[Running]"), "{dot}");
+
+    // --wait: times out while running (3), fails with the release (1), succeeds with it (0).
+    let timeout = plugin(
+        cluster,
+        "admin",
+        &[
+            "status",
+            &name,
+            "--wait",
+            "--timeout",
+            "1s",
+            "--interval",
+            "200ms",
+        ],
+    )
+    .await?;
+    ensure!(timeout.code() == Some(3), "{timeout}");
+    set_workflow_status(
+        &client,
+        &ns,
+        &wf,
+        json!({"phase": "Failed", "message": "child 'api' failed"}),
+    )
+    .await?;
+    let failed = plugin(cluster, "admin", &["status", &name, "--wait"]).await?;
+    ensure!(
+        failed.code() == Some(1) && failed.stdout.contains("child 'api' failed"),
+        "{failed}"
+    );
+    set_workflow_status(
+        &client,
+        &ns,
+        &wf,
+        json!({"phase": "Succeeded", "message": null}),
+    )
+    .await?;
+    plugin(cluster, "admin", &["status", &name, "--wait"])
+        .await?
+        .expect_success()?;
+    let watch = plugin(cluster, "admin", &["status", &name, "--watch"])
+        .await?
+        .expect_success()?;
+    ensure!(watch.stdout.contains("Succeeded"), "{watch}");
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn promote_continues_a_release_paused_at_a_gate() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-gate");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    let mut api = app("api", &["db"], "1.0.0", &ns);
+    api["spec"]["gate"] = json!(true);
+    create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![app("db", &[], "1.0.0", &ns), api],
+    )
+    .await?;
+    let dry = plugin(cluster, "admin", &["promote", &name, "--dry-run"])
+        .await?
+        .expect_success()?;
+    ensure!(
+        dry.stdout.contains("wave 2: [gate] api") && dry.stdout.contains("pauses before api"),
+        "{dry}"
+    );
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    let wf = format!("{name}-r1");
+    let created = get(&client, &workflow_resource(), Some(&ns), &wf).await?;
+    let entry = created["spec"]["templates"][0]["dag"]["tasks"].to_string();
+    ensure!(
+        entry.contains("Gate-api")
+            && created["spec"]["arguments"]["parameters"][0]
+                == json!({"name": "orkestra_gates", "value": "on"}),
+        "{created}"
+    );
+    let (gate_id, gate) = node(&wf, "Gate-api", "gate", "Suspend", "Running");
+    set_workflow_status(
+        &client,
+        &ns,
+        &wf,
+        json!({"phase": "Running", "startedAt": "2026-01-01T10:00:00Z", "nodes": nodes(vec![
+            node(&wf, "", "entry", "DAG", "Running"),
+            node(&wf, "db", "app-db", "DAG", "Succeeded"),
+            (gate_id.clone(), gate),
+        ])}),
+    )
+    .await?;
+    let status = plugin(cluster, "admin", &["status", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        status.stdout.contains("Suspended") && status.stdout.contains("waiting at the gate of api"),
+        "{status}"
+    );
+
+    let out = plugin(cluster, "admin", &["promote", &name, "--full"])
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stderr.contains("continues past the gate of api"),
+        "{out}"
+    );
+    let resumed = get(&client, &workflow_resource(), Some(&ns), &wf).await?;
+    let node = &resumed["status"]["nodes"][&gate_id];
+    ensure!(
+        node["phase"] == "Succeeded"
+            && node["finishedAt"].is_string()
+            && node["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Resumed by"),
+        "{node}"
+    );
+    ensure!(
+        resumed["spec"]["arguments"]["parameters"][0]["value"] == "off",
+        "--full did not turn the remaining gates off"
+    );
+    ensure!(
+        list(&client, &workflow_resource(), &ns, &name).await?.len() == 1,
+        "resuming created a Workflow"
+    );
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn rollback_after_a_failed_release_removes_added_applications_and_restores_the_spec()
+-> Result<()> {
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-rollback");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    let v1 = vec![
+        app("db", &[], "1.0.0", &ns),
+        app("api", &["db"], "1.0.0", &ns),
+    ];
+    create_group(&client, &scope, &name, &ns, v1).await?;
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    set_workflow_status(
+        &client,
+        &ns,
+        &format!("{name}-r1"),
+        json!({"phase": "Succeeded"}),
+    )
+    .await?;
+    let r1_spec = get(&client, &applicationgroup_resource(), None, &name).await?["spec"].clone();
+
+    // Revision 2 upgrades db and adds cache and web (web depends on cache and api); it fails.
+    let v2 = vec![
+        app("db", &[], "1.1.0", &ns),
+        app("api", &["db"], "1.0.0", &ns),
+        app("cache", &["db"], "3.0.0", &ns),
+        app("web", &["cache", "api"], "1.0.0", &ns),
+    ];
+    update_group(&client, &name, v2).await?;
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    set_workflow_status(
+        &client,
+        &ns,
+        &format!("{name}-r2"),
+        json!({"phase": "Failed", "message": "child 'cache' failed"}),
+    )
+    .await?;
+
+    // Mark the group as Flux-managed: rollback must warn.
+    let groups: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    groups
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "apps"}}}),
+            ),
+        )
+        .await?;
+
+    let dry = plugin(cluster, "admin", &["rollback", &name, "--dry-run"])
+        .await?
+        .expect_success()?;
+    ensure!(
+        dry.stdout.contains("back to revision 1")
+            && dry
+                .stdout
+                .contains("1. Remove, in this order: web -> cache"),
+        "{dry}"
+    );
+    ensure!(
+        dry.stdout.contains("wave 1: db")
+            && dry.stdout.contains("wave 2: api")
+            && dry.stdout.contains("db@1.1.0 -> db@1.0.0"),
+        "{dry}"
+    );
+    ensure!(dry.stderr.contains("managed by Flux"), "{dry}");
+    ensure!(
+        list(&client, &workflow_resource(), &ns, &name).await?.len() == 2,
+        "--dry-run created a Workflow"
+    );
+
+    let out = plugin(cluster, "admin", &["rollback", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stderr.contains("recorded as revision 3")
+            && out.stderr.contains("removes web -> cache"),
+        "{out}"
+    );
+    let restored = get(&client, &applicationgroup_resource(), None, &name).await?;
+    ensure!(
+        restored["spec"] == r1_spec,
+        "the group's spec is not revision 1's"
+    );
+    let wf = get(
+        &client,
+        &workflow_resource(),
+        Some(&ns),
+        &format!("{name}-r3"),
+    )
+    .await?;
+    ensure!(
+        wf["spec"]["entrypoint"] == "rollback"
+            && wf["metadata"]["labels"]["orkestra.azure.microsoft.com/workflow-type"] == "rollback",
+        "{wf}"
+    );
+    let templates = wf["spec"]["templates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let remove = templates
+        .iter()
+        .find(|t| t["name"] == "remove")
+        .context("no remove template")?;
+    ensure!(
+        remove["dag"]["tasks"]
+            == json!([
+                {"name": "web", "template": "executor-helmrelease-delete", "arguments": {"parameters": [
+                    {"name": "manifest", "value": "{{workflow.parameters.remove--web}}"}, {"name": "timeout", "value": "5m"}]}},
+                {"name": "cache", "template": "executor-helmrelease-delete", "dependencies": ["web"], "arguments": {"parameters": [
+                    {"name": "manifest", "value": "{{workflow.parameters.remove--cache}}"}, {"name": "timeout", "value": "5m"}]}},
+            ]),
+        "{remove}"
+    );
+    let entry = templates
+        .iter()
+        .find(|t| t["name"] == "entry")
+        .context("no entry")?;
+    ensure!(
+        entry == &r1_spec["workflowTemplate"]["templates"][0],
+        "the re-apply is not revision 1's entry DAG"
+    );
+    let cr = get(
+        &client,
+        &controller_revisions(),
+        Some(&ns),
+        &format!("{name}-r3"),
+    )
+    .await?;
+    ensure!(
+        cr["data"]["spec"] == r1_spec
+            && cr["metadata"]["annotations"]["orkestra.azure.microsoft.com/rollback-to-revision"]
+                == "1",
+        "{cr}"
+    );
+
+    let history = plugin(cluster, "admin", &["history", &name])
+        .await?
+        .expect_success()?;
+    let lines: Vec<&str> = history.stdout.lines().collect();
+    ensure!(
+        lines.len() == 4 && lines[0].starts_with("REVISION"),
+        "{history}"
+    );
+    ensure!(
+        lines[1].contains("forward") && lines[1].contains("Succeeded"),
+        "{history}"
+    );
+    ensure!(
+        lines[2].contains("db db 1.0.0 -> 1.1.0") && lines[2].contains("Failed"),
+        "{history}"
+    );
+    ensure!(
+        lines[3].contains("rollback to 1")
+            && lines[3].contains("-cache")
+            && lines[3].contains(&format!("{name}-r3")),
+        "{history}"
+    );
+    let json_history = plugin(cluster, "admin", &["history", &name, "-o", "json"])
+        .await?
+        .expect_success()?;
+    let rows: Value = serde_json::from_str(&json_history.stdout)?;
+    ensure!(
+        rows[2]["rollbackOf"] == 1 && rows[0]["promotedBy"].is_string(),
+        "{rows}"
+    );
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn not_found_and_forbidden_say_what_is_missing() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-errors");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let missing = scope.name("missing");
+    let out = plugin(cluster, "admin", &["status", &missing])
+        .await?
+        .expect_failure()?;
+    ensure!(
+        out.stderr
+            .contains(&format!("ApplicationGroup \"{missing}\" not found")),
+        "{out}"
+    );
+    let out = plugin(cluster, "admin", &["rollback", &missing, "--dry-run"])
+        .await?
+        .expect_failure()?;
+    ensure!(out.stderr.contains("not found"), "{out}");
+
+    let name = scope.name("shop");
+    create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![app("db", &[], "1.0.0", &ns)],
+    )
+    .await?;
+    let out = plugin(cluster, "user", &["status", &name])
+        .await?
+        .expect_failure()?;
+    ensure!(
+        out.stderr
+            .contains("forbidden: you may not get applicationgroups.orkestra.azure.microsoft.com")
+            && out.stderr.contains("manifests/rbac"),
+        "{out}"
+    );
+    let out = plugin(cluster, "admin", &["rollback", &name])
+        .await?
+        .expect_failure()?;
+    ensure!(
+        out.stderr
+            .contains("no earlier revision whose release succeeded"),
+        "{out}"
+    );
+    let out = plugin(cluster, "admin", &["rollback", &name, "--to-revision", "7"])
+        .await?
+        .expect_failure()?;
+    ensure!(out.stderr.contains("has no revision 7"), "{out}");
+
+    // With the plugin user's ClusterRole (manifests/rbac) bound, the same user can read and promote.
+    let role_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/rbac/plugin-user.yaml"
+    );
+    let role_text = std::fs::read_to_string(role_path)?;
+    let mut role: Value = serde_saphyr::from_str(&role_text)?;
+    let role_name = scope.name("plugin-user");
+    role["metadata"]["name"] = json!(role_name);
+    scope.label(&mut role)?;
+    cluster
+        .kubectl_stdin(["apply", "-f", "-"], &role.to_string())
+        .await?
+        .expect_success()?;
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": role_name, "labels": scope.labels()},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": cluster.user_name()}]});
+    cluster
+        .kubectl_stdin(["apply", "-f", "-"], &binding.to_string())
+        .await?
+        .expect_success()?;
+    let allowed = orkestra_e2e::eventually(Duration::from_secs(20), "RBAC to apply", || async {
+        let out = plugin(cluster, "user", &["status", &name]).await?;
+        Ok(out.success().then_some(out))
+    })
+    .await?;
+    ensure!(allowed.stdout.contains("NotReleased"), "{allowed}");
+    let promoted = plugin(cluster, "user", &["promote", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        promoted.stderr.contains("revision 1 recorded"),
+        "{promoted}"
+    );
+    let cr = get(
+        &client,
+        &controller_revisions(),
+        Some(&ns),
+        &format!("{name}-r1"),
+    )
+    .await?;
+    ensure!(
+        cr["metadata"]["annotations"]["orkestra.azure.microsoft.com/promoted-by"]
+            == cluster.user_name(),
+        "{cr}"
+    );
+    plugin(cluster, "user", &["history", &name])
+        .await?
+        .expect_success()?;
+    let _ = cluster
+        .kubectl([
+            "delete",
+            "clusterrolebinding,clusterrole",
+            "-l",
+            &scope.label_selector(),
+        ])
+        .await;
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_the_crd_the_message_says_to_install_it() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    // Removing the CRD deletes every ApplicationGroup: wait for the other tests of this binary.
+    let _lock = CRD_LOCK.write().await;
+    let crd = "applicationgroups.orkestra.azure.microsoft.com";
+    cluster
+        .kubectl(["delete", "crd", crd, "--wait=true"])
+        .await?
+        .expect_success()?;
+    let result = async {
+        let out =
+            orkestra_e2e::eventually(Duration::from_secs(30), "the CRD to be gone", || async {
+                let out = plugin(cluster, "admin", &["status", "anything"]).await?;
+                Ok(out.stderr.contains("does not serve").then_some(out))
+            })
+            .await?;
+        ensure!(
+            out.stderr
+                .contains(&format!("the cluster does not serve {crd}"))
+                && out.stderr.contains("CustomResourceDefinition installed"),
+            "{out}"
+        );
+        ensure!(out.code() == Some(2), "{out}");
+        Ok(())
+    }
+    .await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/crd/applicationgroups.yaml"
+    );
+    cluster
+        .kubectl(["apply", "-f", path])
+        .await?
+        .expect_success()?;
+    cluster
+        .kubectl([
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd}"),
+            "--timeout=60s",
+        ])
+        .await?
+        .expect_success()?;
+    orkestra_e2e::eventually(
+        Duration::from_secs(30),
+        "the CRD to be served again",
+        || async {
+            let out = plugin(cluster, "admin", &["status", "anything"]).await?;
+            Ok(out.stderr.contains("not found").then_some(()))
+        },
+    )
+    .await?;
+    result
+}
