@@ -356,10 +356,42 @@ async fn install(
 
 /// Whether an apply failed because its namespace is being deleted.
 fn terminating_namespace(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        matches!(cause.downcast_ref::<kube::Error>(),
-            Some(kube::Error::Api(s)) if s.code == 403 && s.message.contains("being terminated"))
-    })
+    e.downcast_ref::<ApiFailure>()
+        .is_some_and(|f| f.code == 403 && f.message.contains("being terminated"))
+}
+
+/// An error status from the API server, said in one line: `<what>: <message> (<code> <reason>)`.
+#[derive(Debug)]
+struct ApiFailure {
+    what: String,
+    code: u16,
+    reason: String,
+    message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} (HTTP {}", self.what, self.message, self.code)?;
+        if !self.reason.is_empty() {
+            write!(f, " {}", self.reason)?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+fn api_error(what: impl Into<String>, e: kube::Error) -> Stop {
+    let what = what.into();
+    match e {
+        kube::Error::Api(s) => Stop::Error(anyhow::Error::new(ApiFailure {
+            what,
+            code: s.code,
+            reason: s.reason,
+            message: s.message,
+        })),
+        other => Stop::Error(anyhow!(other).context(what)),
+    }
 }
 
 /// Creates the namespace if it is missing; waits while it is Terminating (Orkestra #88).
@@ -417,7 +449,7 @@ async fn ensure_namespace(
                     }
                     // Someone else made it (or it is terminating): look again.
                     Err(kube::Error::Api(s)) if s.is_already_exists() => continue,
-                    Err(e) => return Err(Stop::Error(anyhow!(e).context(what))),
+                    Err(e) => return Err(api_error(what, e)),
                 }
             }
             Err(e) if transient(&e) && !settings.remaining().is_zero() => {
@@ -427,7 +459,7 @@ async fn ensure_namespace(
                     json!({ "message": format!("{what}: {e}") }),
                 );
             }
-            Err(e) => return Err(Stop::Error(anyhow!(e).context(what))),
+            Err(e) => return Err(api_error(what, e)),
         }
         settings.pause().await;
     }
@@ -496,7 +528,7 @@ async fn apply(
     let stored = settings
         .call(&what, api.patch(&name, &params, &Patch::Apply(&object)))
         .await?
-        .map_err(|e| Stop::Error(anyhow!(e).context(what.clone())))?;
+        .map_err(|e| api_error(what.clone(), e))?;
     let stored = serde_json::to_value(&stored)
         .map_err(|e| Stop::Error(anyhow!(e).context("reading the applied object")))?;
     log.event(
@@ -539,7 +571,7 @@ async fn wait_released(
                 );
                 None
             }
-            Ok(Err(e)) => return Err(Stop::Error(anyhow!(e).context(what))),
+            Ok(Err(e)) => return Err(api_error(what, e)),
             Err(_) => None,
         };
         let step = match &observed {
@@ -610,7 +642,7 @@ async fn delete(
     let Some(existing) = settings
         .call(&what, api.get_opt(name))
         .await?
-        .map_err(|e| Stop::Error(anyhow!(e).context(what.clone())))?
+        .map_err(|e| api_error(what.clone(), e))?
     else {
         log.event(
             "info",
@@ -627,7 +659,7 @@ async fn delete(
     {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.is_not_found() => {}
-        Err(e) => return Err(Stop::Error(anyhow!(e).context(deleting))),
+        Err(e) => return Err(api_error(deleting, e)),
     }
     let mut last: Option<String> = None;
     loop {
@@ -659,7 +691,7 @@ async fn delete(
                     json!({ "message": format!("{what}: {e}") }),
                 );
             }
-            Ok(Err(e)) => return Err(Stop::Error(anyhow!(e).context(what))),
+            Ok(Err(e)) => return Err(api_error(what, e)),
             Err(_) => {}
         }
         if settings.remaining().is_zero() {

@@ -7,6 +7,7 @@
 //! Workflow CRD, and each executor step gets the HelmRelease of its own chart; one step's exact
 //! container arguments release its chart.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,12 +69,22 @@ impl Finished {
 
 /// Starts `kubectl-orkestra executor helmrelease ARGS` against the test cluster (admin context).
 fn start(cluster: &TestCluster, args: &[&str]) -> Result<Executor> {
+    start_as(cluster, cluster.kubeconfig(), &["--context", "admin"], args)
+}
+
+/// Starts the executor with another kubeconfig (and extra connection flags).
+fn start_as(
+    cluster: &TestCluster,
+    kubeconfig: &Path,
+    connection: &[&str],
+    args: &[&str],
+) -> Result<Executor> {
     let mut cmd = cluster.command(workspace_bin("kubectl-orkestra")?);
     cmd.args(["executor", "helmrelease"])
         .args(args)
         .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(["--context", "admin"])
+        .arg(kubeconfig)
+        .args(connection)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -200,13 +211,14 @@ fn condition(type_: &str, status: &str, reason: &str, message: &str, generation:
 
 /// Writes `status` through the status subresource (a merge patch: lists are replaced whole).
 async fn write_status(api: &Api<DynamicObject>, name: &str, status: Value) -> Result<()> {
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(&json!({ "status": status })),
-    )
-    .await
-    .with_context(|| format!("writing the status of HelmRelease {name}"))?;
+    // As helm-controller does, under its own field manager.
+    let params = PatchParams {
+        field_manager: Some("helm-controller".into()),
+        ..PatchParams::default()
+    };
+    api.patch_status(name, &params, &Patch::Merge(&json!({ "status": status })))
+        .await
+        .with_context(|| format!("writing the status of HelmRelease {name}"))?;
     Ok(())
 }
 
@@ -1142,5 +1154,134 @@ async fn a_generated_step_runs_as_argo_would_run_it() -> Result<()> {
         done.event("released")?["helmRelease"],
         format!("{ns}/{release}")
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC
+
+/// A kubeconfig for the workflow service account `orkestra/orkestra`, with a fresh token.
+async fn service_account_kubeconfig(cluster: &TestCluster, scope: &TestScope) -> Result<PathBuf> {
+    let token = cluster
+        .kubectl([
+            "create",
+            "token",
+            "orkestra",
+            "-n",
+            "orkestra",
+            "--duration",
+            "10m",
+        ])
+        .await?
+        .expect_success()?
+        .stdout
+        .trim()
+        .to_owned();
+    let server = match std::env::var("ORKESTRA_TEST_SERVER") {
+        Ok(server) if !server.is_empty() => server,
+        _ => {
+            let admin: Value =
+                serde_saphyr::from_str(&std::fs::read_to_string(cluster.kubeconfig())?)?;
+            admin["clusters"][0]["cluster"]["server"]
+                .as_str()
+                .context("no server in the test kubeconfig")?
+                .to_owned()
+        }
+    };
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "test", "cluster": {
+            "server": server, "certificate-authority": cluster.ca_path() } }],
+        "users": [{ "name": "orkestra", "user": { "token": token } }],
+        "contexts": [{ "name": "orkestra", "context": { "cluster": "test", "user": "orkestra" } }],
+        "current-context": "orkestra",
+    });
+    let path = std::env::temp_dir().join(format!("{}-sa.kubeconfig", scope.id()));
+    std::fs::write(&path, kubeconfig.to_string())?;
+    Ok(path)
+}
+
+/// manifests/executor (applied as a user would) gives the workflow service account exactly what
+/// the executor needs: create a namespace, apply, wait, delete. And not more than that.
+#[tokio::test]
+async fn the_workflow_service_account_can_run_the_executor() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let scope = cluster.scope("exec-rbac");
+    let client = cluster.client().await?;
+    let dir = format!("{}/../../manifests/executor", env!("CARGO_MANIFEST_DIR"));
+    cluster
+        .kubectl(["apply", "--server-side", "-k", &dir])
+        .await?
+        .expect_success()?;
+    let kubeconfig = service_account_kubeconfig(cluster, &scope).await?;
+    let ns = scope.name("apps");
+    let _cleanup = Cleanup {
+        cluster,
+        namespaces: vec![ns.clone()],
+    };
+    let m = manifest(&scope, &ns, "web", "1.0.0", json!({}));
+    let text = m.to_string();
+    let mut run = start_as(
+        cluster,
+        &kubeconfig,
+        &[],
+        &[
+            "--action",
+            "install",
+            "--manifest",
+            &text,
+            "--interval",
+            INTERVAL,
+        ],
+    )?;
+    run.wait_for("namespace-created", |l| l["namespace"] == ns.as_str())
+        .await?;
+    run.wait_state("Pending").await?;
+    let api = helmreleases(&client, &ns);
+    write_status(&api, "web", released(1, "1.0.0", "install")).await?;
+    run.finish().await?.expect_code(0)?;
+    let hr = api.get("web").await?;
+    let appliers: Vec<&str> = hr
+        .managed_fields()
+        .iter()
+        .filter(|m| m.operation.as_deref() == Some("Apply"))
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    assert_eq!(appliers, vec!["orkestra-executor"]);
+    let done = start_as(
+        cluster,
+        &kubeconfig,
+        &[],
+        &[
+            "--action",
+            "delete",
+            "--manifest",
+            &text,
+            "--interval",
+            INTERVAL,
+        ],
+    )?
+    .finish()
+    .await?;
+    done.expect_code(0)?;
+    done.event("deleted")?;
+
+    // Nothing beyond that: no Secrets, no workloads.
+    let sa = "system:serviceaccount:orkestra:orkestra";
+    for (verb, resource) in [
+        ("get", "secrets"),
+        ("create", "deployments"),
+        ("delete", "namespaces"),
+    ] {
+        let out = cluster
+            .kubectl(["auth", "can-i", verb, resource, "-n", &ns, "--as", sa])
+            .await?;
+        ensure!(
+            out.stdout.trim() == "no",
+            "{sa} can {verb} {resource}: {out}"
+        );
+    }
+    let _ = std::fs::remove_file(&kubeconfig);
     Ok(())
 }
