@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 const SCHEMA_FIRST: &[&str] = &[
     "empty-applications",
     "missing-chart",
+    "missing-chart-name",
+    "missing-chart-url",
     "missing-release",
     "unknown-field",
     "wrong-type",
