@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
 use crate::graph::Dag;
 use crate::names::{self, DNS1123_LABEL_MAX};
-use crate::{flux, model};
+use crate::{duration, flux, model};
 
 /// Workflow `apiVersion`.
 pub const WORKFLOW_API_VERSION: &str = "argoproj.io/v1alpha1";
@@ -189,12 +189,7 @@ fn chart_task(
     extra: &mut Vec<Value>,
 ) -> Value {
     let param = chart_parameter(app, subchart);
-    let timeout = app
-        .spec
-        .release
-        .as_ref()
-        .and_then(|r| r.timeout.clone())
-        .unwrap_or_else(|| DEFAULT_TIMEOUT.into());
+    let timeout = step_timeout(app);
     if let [only] = executors {
         let (template, args) = executor_call(app, only, &param, &timeout);
         return task(key, &template, deps, Some(args));
@@ -221,6 +216,32 @@ fn chart_task(
         .collect();
     extra.push(json!({ "name": name, "dag": { "tasks": tasks } }));
     task(key, &name, deps, None)
+}
+
+/// How long an executor step waits for its release. `release.timeout` bounds one Helm action;
+/// Flux retries a failed install or upgrade `remediation.retries` times, so the step allows that
+/// many more actions, plus one minute for Flux to notice the new generation.
+pub fn step_timeout(app: &Application) -> String {
+    let release = app.spec.release.clone().unwrap_or_default();
+    let action = release
+        .timeout
+        .as_deref()
+        .and_then(duration::parse)
+        .or_else(|| duration::parse(DEFAULT_TIMEOUT))
+        .unwrap_or_default();
+    let retries = [&release.install, &release.upgrade]
+        .into_iter()
+        .flatten()
+        .filter_map(|block| {
+            block
+                .pointer("/remediation/retries")
+                .and_then(Value::as_u64)
+        })
+        .max()
+        .unwrap_or(0)
+        .min(100);
+    let total = action.as_secs() * (retries + 1) + 60;
+    format!("{total}s")
 }
 
 /// The Workflow parameter holding the manifest of one chart's release: the application's key,
@@ -472,4 +493,23 @@ pub fn workflow(group: &str, spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -
         "metadata": { "name": meta.name, "namespace": meta.namespace, "labels": labels },
         "spec": wf_spec,
     })
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn app(release: Value) -> Application {
+        serde_json::from_value(json!({"name": "a", "spec": {"chart": {"url": "https://c", "name": "a"}, "release": release}}))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_step_allows_every_retry_flux_makes() {
+        assert_eq!(step_timeout(&app(json!({}))), "360s");
+        assert_eq!(step_timeout(&app(json!({"timeout": "10m"}))), "660s");
+        let retried = json!({"timeout": "2m", "install": {"remediation": {"retries": 3}}, "upgrade": {"remediation": {"retries": 1}}});
+        assert_eq!(step_timeout(&app(retried)), "540s");
+    }
 }
