@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 mod cli;
 mod client;
@@ -12,7 +12,22 @@ mod input;
 mod output;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            if !err.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            // In a Workflow step, exit 2 means "timed out": a bad executor flag is an error (3).
+            let executor = std::env::args().nth(1).is_some_and(|a| a == "executor");
+            return ExitCode::from(if executor {
+                commands::executor::EXIT_ERROR
+            } else {
+                commands::EXIT_USAGE
+            });
+        }
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

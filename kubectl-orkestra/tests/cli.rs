@@ -220,3 +220,15 @@ fn help_and_completion() {
         format!("kubectl-orkestra {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn bad_flags_are_usage_errors_except_in_the_executor() {
+    assert_eq!(run(&["validate", "--bogus"], None).status.code(), Some(2));
+    // Argo reads the executor's exit code: 2 is a timeout, 3 an error.
+    assert_eq!(
+        run(&["executor", "helmrelease", "--bogus"], None)
+            .status
+            .code(),
+        Some(3)
+    );
+}

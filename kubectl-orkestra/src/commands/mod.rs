@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::{Cli, Command};
 
 mod cluster;
-mod executor;
+pub mod executor;
 mod graph;
 mod history;
 mod promote;
