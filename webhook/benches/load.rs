@@ -28,7 +28,12 @@ use orkestra_webhook::certs;
 use orkestra_webhook::metrics::Metrics;
 use orkestra_webhook::tls::{self, CertReloader, MinTlsVersion};
 
+// The same allocator as the webhook binary, so in-process figures match it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const FLOOR_ENV: &str = "ORKESTRA_BENCH_FLOOR_SERVER";
+const NOOP_ENV: &str = "ORKESTRA_BENCH_NOOP_RULES";
 
 fn main() -> anyhow::Result<()> {
     tls::install_default_provider();
@@ -116,25 +121,16 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             .arg(dir.join("tls.key"))
             .args(["--shutdown-delay", "0s"])
             .env("RUST_LOG", "warn")
+            // As in manifests/webhook/base/deployment.yaml.
+            .env(
+                "_RJEM_MALLOC_CONF",
+                "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0",
+            )
             .stdout(Stdio::null())
             .spawn()?,
     );
-    let mut floor = Guard(
-        Command::new(std::env::current_exe()?)
-            .env(FLOOR_ENV, &dir)
-            .stdout(Stdio::piped())
-            .spawn()?,
-    );
-    let floor_port: u16 = {
-        let out = floor
-            .0
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("floor stdout"))?;
-        let mut line = String::new();
-        std::io::BufReader::new(out).read_line(&mut line)?;
-        line.trim().parse()?
-    };
+    let (mut floor, floor_port) = spawn_helper(&dir, false)?;
+    let (mut noop, noop_port) = spawn_helper(&dir, true)?;
     let started = Instant::now();
     while probe(metrics_port, "/readyz").is_none_or(|(s, _)| s != 200) {
         anyhow::ensure!(
@@ -175,6 +171,12 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             body: small.clone(),
         },
         Target {
+            name: "/validate 10, no-op rules",
+            port: noop_port,
+            path: "/validate",
+            body: small.clone(),
+        },
+        Target {
             name: "/validate 10 apps",
             port: webhook_port,
             path: "/validate",
@@ -190,6 +192,12 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             name: "floor: bare 200 OK (1000-app body)",
             port: floor_port,
             path: "/",
+            body: large.clone(),
+        },
+        Target {
+            name: "/validate 1000, no-op rules",
+            port: noop_port,
+            path: "/validate",
             body: large.clone(),
         },
         Target {
@@ -223,8 +231,16 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
          both see the same machine"
     );
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9}",
-        "target", "req/s", "p50 ms", "p99 ms", "errors", "floor req/s", "floor p99", "x floor"
+        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9} {:>8}",
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "floor req/s",
+        "floor p99",
+        "x floor",
+        "RSS MiB"
     );
     let mut peak_rss = 0;
     let mut hwm_during = 0;
@@ -237,14 +253,37 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         };
         let mut ts = Stats::default();
         let mut fs = Stats::default();
+        let mut rss = 0;
         for _ in 0..ROUNDS {
             fs.merge(closed_loop(&floor_target, &cfg, conns, secs / ROUNDS).await);
+            // RSS of the webhook, sampled every 50 ms while this target's load runs.
+            let pid = if t.port == noop_port {
+                noop.0.id()
+            } else {
+                webhook.0.id()
+            };
+            let max = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let sampler = {
+                let max = Arc::clone(&max);
+                tokio::spawn(async move {
+                    loop {
+                        max.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                })
+            };
             ts.merge(closed_loop(t, &cfg, conns, secs / ROUNDS).await);
-            peak_rss = peak_rss.max(rss_kib(webhook.0.id()));
+            sampler.abort();
+            rss = rss.max(max.load(std::sync::atomic::Ordering::Relaxed));
+            if t.port == webhook_port {
+                peak_rss = peak_rss.max(rss);
+            }
         }
-        hwm_during = hwm_during.max(hwm_kib(webhook.0.id()));
+        if t.port == webhook_port {
+            hwm_during = hwm_during.max(hwm_kib(webhook.0.id()));
+        }
         println!(
-            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2}",
+            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2} {:>8.1}",
             t.name,
             ts.rps(),
             ms(ts.pct(0.50)),
@@ -252,7 +291,8 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             ts.errors,
             fs.rps(),
             ms(fs.pct(0.99)),
-            ts.rps() / fs.rps()
+            ts.rps() / fs.rps(),
+            mib(rss)
         );
     }
     println!();
@@ -277,7 +317,8 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             s.unsent
         );
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Idle long enough for the allocator's decay to return what the bursts left.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let steady = rss_kib(webhook.0.id());
     let hwm = hwm_kib(webhook.0.id());
     println!();
@@ -300,50 +341,77 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     }
     drop(webhook.kill());
     drop(floor.kill());
+    drop(noop.kill());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// Where the time goes without any network: the whole review, then the two rule functions alone
-/// (parsing the object from JSON text first, as the webhook must).
+/// Where the time goes without any network: the whole review, the same review with no-op rules
+/// (the webhook's own cost: JSON in and out), and the two rule functions alone on the parsed
+/// object. Interleaved runs, medians.
 fn in_process(small: &Bytes, large: &Bytes) {
-    use orkestra_webhook::admission::{Admission, Endpoint, Enforcement};
+    use orkestra_webhook::admission::{Admission, Endpoint, Enforcement, Rules};
+    fn no_rules(
+        _: &serde_json::Value,
+        _: Option<&serde_json::Value>,
+    ) -> orkestra::validate::Report {
+        orkestra::validate::Report::default()
+    }
+    fn no_patch(
+        _: &serde_json::Value,
+    ) -> Result<json_patch::Patch, orkestra::defaults::DefaultsError> {
+        Ok(json_patch::Patch(vec![]))
+    }
     let adm = Admission::new(Enforcement::Deny);
-    println!("in-process cost per review (no TLS, no HTTP), median of the runs");
+    let bare = Admission {
+        enforcement: Enforcement::Deny,
+        rules: Rules {
+            validate: no_rules,
+            mutate: no_patch,
+        },
+    };
+    println!("in-process cost per review in ms (no TLS, no HTTP; interleaved runs, medians)");
     println!(
-        "{:<12} {:>14} {:>14} {:>20} {:>20}",
-        "group", "/validate ms", "/mutate ms", "validate_object ms", "mutation_patch ms"
+        "{:<10} {:>10} {:>10} {:>16} {:>16} {:>16}",
+        "group", "/validate", "/mutate", "no-op rules", "validate_object", "mutation_patch"
     );
-    for (label, body, runs) in [("10 apps", small, 2000), ("1000 apps", large, 20)] {
+    for (label, body, runs) in [("10 apps", small, 2000), ("1000 apps", large, 30)] {
         let object: serde_json::Value = serde_json::from_slice::<serde_json::Value>(body)
             .map(|v| v["request"]["object"].clone())
             .unwrap_or_default();
-        let time = |f: &mut dyn FnMut()| {
-            let mut v: Vec<Duration> = (0..runs)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed()
-                })
-                .collect();
+        let mut t: [Vec<Duration>; 5] = Default::default();
+        let mut answer = 0;
+        for _ in 0..runs {
+            let start = Instant::now();
+            std::hint::black_box(adm.review(Endpoint::Validate, body));
+            t[0].push(start.elapsed());
+            let start = Instant::now();
+            answer = std::hint::black_box(adm.review(Endpoint::Mutate, body))
+                .body
+                .len();
+            t[1].push(start.elapsed());
+            let start = Instant::now();
+            std::hint::black_box(bare.review(Endpoint::Validate, body));
+            t[2].push(start.elapsed());
+            let start = Instant::now();
+            std::hint::black_box(orkestra::validate::validate_object(&object, None));
+            t[3].push(start.elapsed());
+            let start = Instant::now();
+            std::hint::black_box(orkestra::defaults::mutation_patch(&object).ok());
+            t[4].push(start.elapsed());
+        }
+        let med = |v: &mut Vec<Duration>| {
             v.sort_unstable();
             ms(v[v.len() / 2])
         };
-        let review_v = time(&mut || {
-            std::hint::black_box(adm.review(Endpoint::Validate, body));
-        });
-        let review_m = time(&mut || {
-            std::hint::black_box(adm.review(Endpoint::Mutate, body));
-        });
-        let validate = time(&mut || {
-            std::hint::black_box(orkestra::validate::validate_object(&object, None));
-        });
-        let mutate = time(&mut || {
-            std::hint::black_box(orkestra::defaults::mutation_patch(&object).ok());
-        });
-        let answer = adm.review(Endpoint::Mutate, body).body.len();
+        let [a, b, c, d, e] = &mut t;
         println!(
-            "{label:<12} {review_v:>14.3} {review_m:>14.3} {validate:>20.3} {mutate:>20.3}   (/mutate answer {answer} B)"
+            "{label:<10} {:>10.3} {:>10.3} {:>16.3} {:>16.3} {:>16.3}   (/mutate answer {answer} B)",
+            med(a),
+            med(b),
+            med(c),
+            med(d),
+            med(e)
         );
     }
     println!();
@@ -479,12 +547,45 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
             Arc::new(Metrics::new()),
         )?);
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(
-            certs,
+            certs.clone(),
             MinTlsVersion::Tls12,
         )?));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("{}", listener.local_addr()?.port());
         std::io::stdout().flush()?;
+        if std::env::var(NOOP_ENV).is_ok() {
+            // The webhook's HTTP layer and AdmissionReview handling with rules that do nothing:
+            // what the webhook costs before any rule runs.
+            use orkestra_webhook::admission::{Admission, Enforcement, Rules};
+            use orkestra_webhook::server::{Limits, Webhook};
+            fn no_rules(
+                _: &serde_json::Value,
+                _: Option<&serde_json::Value>,
+            ) -> orkestra::validate::Report {
+                orkestra::validate::Report::default()
+            }
+            fn no_patch(
+                _: &serde_json::Value,
+            ) -> Result<json_patch::Patch, orkestra::defaults::DefaultsError> {
+                Ok(json_patch::Patch(vec![]))
+            }
+            let admission = Admission {
+                enforcement: Enforcement::Deny,
+                rules: Rules {
+                    validate: no_rules,
+                    mutate: no_patch,
+                },
+            };
+            let webhook = Arc::new(Webhook::new(
+                admission,
+                Arc::new(Metrics::new()),
+                Limits::default(),
+            ));
+            let (_stop, rx) = tokio::sync::watch::channel(false);
+            let cfg = Arc::new(tls::server_config(certs, MinTlsVersion::Tls12)?);
+            orkestra_webhook::server::serve_tls(listener, cfg, webhook, rx, Duration::ZERO).await;
+            return Ok(());
+        }
         let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
             TokioExecutor::new(),
         ));
@@ -510,6 +611,25 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
             });
         }
     })
+}
+
+/// Starts this benchmark binary again as the floor server (or the no-op-rules webhook) and
+/// reads its port.
+fn spawn_helper(dir: &std::path::Path, noop: bool) -> anyhow::Result<(Guard, u16)> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.env(FLOOR_ENV, dir).stdout(Stdio::piped());
+    if noop {
+        cmd.env(NOOP_ENV, "1");
+    }
+    let mut guard = Guard(cmd.spawn()?);
+    let out = guard
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("helper stdout"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line)?;
+    Ok((guard, line.trim().parse()?))
 }
 
 struct Guard(Child);
