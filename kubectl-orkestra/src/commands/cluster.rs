@@ -117,7 +117,7 @@ pub fn explain(
             }
         }
         other => anyhow!(other).context(format!(
-            "cannot reach the cluster to {verb} {what}{place} (check the kubeconfig, --context, --server)"
+            "cannot reach the cluster to {verb} {what}{place} (is the cluster up? check the kubeconfig and --context)"
         )),
     }
 }

@@ -242,7 +242,10 @@ fn table(r: &StatusReport, wide: bool) -> String {
                 },
                 reason,
                 row.step.clone().unwrap_or_else(|| "-".into()),
-                cluster::age(row.started_at.as_deref(), now),
+                row.started_at.as_deref().map_or_else(
+                    || "-".into(),
+                    |t| format!("{} ago", cluster::age(Some(t), now)),
+                ),
                 cluster::seconds(row.duration_seconds),
                 if wide {
                     message
