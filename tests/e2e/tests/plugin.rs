@@ -404,6 +404,13 @@ async fn status_and_graph_show_argo_nodes_and_flux_conditions_and_wait_exits_by_
     );
     ensure!(row("api", Some("worker"))["step"] == "Running", "{report}");
 
+    // The group's conditions, as the original Orkestra controller wrote them.
+    let groups: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    let conditions = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "Progressing",
+        "message": "releasing", "lastTransitionTime": "2026-01-01T10:00:00Z"}]}});
+    groups
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&conditions))
+        .await?;
     let table = plugin(cluster, "admin", &["status", &name])
         .await?
         .expect_success()?;
@@ -412,7 +419,10 @@ async fn status_and_graph_show_argo_nodes_and_flux_conditions_and_wait_exits_by_
             && table.stdout.contains("install retries exhausted")
             && table
                 .stdout
-                .contains(&format!("Workflow:         {ns}/{wf} (forward) Running")),
+                .contains(&format!("Workflow:         {ns}/{wf} (forward) Running"))
+            && table
+                .stdout
+                .contains("Conditions:       Ready=Unknown (Progressing)"),
         "{table}"
     );
     let yaml = plugin(cluster, "admin", &["status", &name, "-o", "yaml"])
