@@ -125,6 +125,7 @@ pub fn explain(
 /// The cluster, as the commands use it.
 pub struct Cluster {
     pub client: Client,
+    args: KubeArgs,
 }
 
 fn to_value(obj: DynamicObject) -> Value {
@@ -139,6 +140,7 @@ impl Cluster {
     pub async fn connect(args: &KubeArgs) -> Result<Self> {
         Ok(Self {
             client: args.client().await?,
+            args: args.clone(),
         })
     }
 
@@ -220,15 +222,40 @@ impl Cluster {
             .map_err(|e| explain(e, "update", kind, Some(&name), namespace))
     }
 
-    /// The API server's name for the user (SelfSubjectReview); `None` when it will not say.
+    /// The API server's name for the user (SelfSubjectReview); else the kubeconfig's user name.
     pub async fn whoami(&self) -> Option<String> {
         use k8s_openapi::api::authentication::v1::SelfSubjectReview;
         let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
         let review = api
             .create(&PostParams::default(), &SelfSubjectReview::default())
             .await
-            .ok()?;
-        review.status?.user_info?.username
+            .ok();
+        review
+            .and_then(|r| r.status?.user_info?.username)
+            .or_else(|| self.kubeconfig_user())
+    }
+
+    fn kubeconfig_user(&self) -> Option<String> {
+        if let Some(user) = &self.args.user {
+            return Some(user.clone());
+        }
+        let kubeconfig = match &self.args.kubeconfig {
+            Some(path) => kube::config::Kubeconfig::read_from(path).ok()?,
+            None => kube::config::Kubeconfig::read().ok()?,
+        };
+        let context = self
+            .args
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())?;
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)?
+            .context
+            .as_ref()?
+            .user
+            .clone()
     }
 
     /// Reads a group: its object and its spec (as stored).

@@ -664,6 +664,18 @@ async fn rollback_after_a_failed_release_removes_added_applications_and_restores
         "--dry-run created a Workflow"
     );
 
+    // cache was released by revision 2 (its HelmRelease exists), so the rollback must remove it.
+    let current = get(&client, &applicationgroup_resource(), None, &name).await?;
+    helm_release(
+        &client,
+        &current,
+        "cache",
+        "True",
+        "InstallSucceeded",
+        "installed",
+    )
+    .await?;
+
     let out = plugin(cluster, "admin", &["rollback", &name])
         .await?
         .expect_success()?;
@@ -707,6 +719,43 @@ async fn rollback_after_a_failed_release_removes_added_applications_and_restores
             ]),
         "{remove}"
     );
+    // Run the removal step of cache exactly as Argo would: the delete template's command and
+    // args, with the Workflow parameter substituted. The HelmRelease is gone afterwards.
+    let delete = templates
+        .iter()
+        .find(|t| t["name"] == "executor-helmrelease-delete")
+        .context("no delete template")?;
+    let manifest = wf["spec"]["arguments"]["parameters"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "remove--cache"))
+        .and_then(|p| p["value"].as_str())
+        .context("no remove--cache parameter")?
+        .to_string();
+    let args: Vec<String> = delete["container"]["args"]
+        .as_array()
+        .context("no args")?
+        .iter()
+        .map(|a| {
+            a.as_str()
+                .unwrap_or_default()
+                .replace("{{inputs.parameters.manifest}}", &manifest)
+                .replace("{{inputs.parameters.timeout}}", "30s")
+        })
+        .collect();
+    ensure!(
+        delete["container"]["command"] == json!(["kubectl-orkestra"]),
+        "{delete}"
+    );
+    let mut step = cluster.command(workspace_bin("kubectl-orkestra")?);
+    step.args(&args).arg("--context").arg("admin");
+    orkestra_e2e::run(step, None).await?.expect_success()?;
+    let hrs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &helmrelease_resource());
+    ensure!(
+        hrs.get_opt("cache").await?.is_none(),
+        "the removal step left the HelmRelease of cache"
+    );
+
     let entry = templates
         .iter()
         .find(|t| t["name"] == "entry")
