@@ -898,4 +898,41 @@ mod tests {
         let params = argo::workflow_parameters("shop", &spec);
         assert_eq!(params[0], json!({"name": "orkestra_gates", "value": "on"}));
     }
+
+    #[test]
+    fn a_rollback_workflow_maps_its_apply_and_remove_steps() {
+        let wf = json!({"metadata": {"name": "shop-r3", "namespace": "orkestra", "labels": {REVISION_LABEL: "3", WORKFLOW_TYPE_LABEL: "rollback"}},
+        "status": {"phase": "Running", "nodes": {
+            "a": node("shop-r3", "shop-r3", "rollback", "DAG", "Running"),
+            "b": node("shop-r3.remove", "remove", "remove", "DAG", "Succeeded"),
+            "c": node("shop-r3.remove.cache", "cache", "executor-helmrelease-delete", "Pod", "Succeeded"),
+            "d": node("shop-r3.apply", "apply", "entry", "DAG", "Running"),
+            "e": node("shop-r3.apply.db", "db", "app-db", "DAG", "Succeeded"),
+            "f": node("shop-r3.apply.api.worker", "worker", "executor-helmrelease", "Pod", "Failed"),
+        }}});
+        let spec = spec();
+        let report = StatusReport::build(&Observed {
+            group: "shop",
+            spec: &spec,
+            conditions: &[],
+            revision: Some((3, true)),
+            workflow: Some(&wf),
+            helm_releases: &[],
+            now: 0,
+        });
+        assert_eq!(
+            report
+                .workflow
+                .as_ref()
+                .and_then(|w| w.workflow_type.as_deref()),
+            Some("rollback")
+        );
+        assert_eq!(
+            report.removals.get("cache").map(String::as_str),
+            Some("Succeeded")
+        );
+        assert_eq!(report.rows[0].step.as_deref(), Some("Succeeded"));
+        assert_eq!(report.rows[2].step.as_deref(), Some("Failed"));
+        assert_eq!(report.verdict, Verdict::Running);
+    }
 }

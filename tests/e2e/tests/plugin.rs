@@ -778,7 +778,10 @@ async fn rollback_after_a_failed_release_removes_added_applications_and_restores
         "{cr}"
     );
 
-    let history = plugin(cluster, "admin", &["history", &name])
+    // Through kubectl's plugin dispatch: `kubectl orkestra` finds kubectl-orkestra on PATH.
+    let mut via_kubectl = cluster.command(cluster.kubectl_path());
+    via_kubectl.args(["orkestra", "history", &name, "--context", "admin"]);
+    let history = orkestra_e2e::run(via_kubectl, None)
         .await?
         .expect_success()?;
     let lines: Vec<&str> = history.stdout.lines().collect();
