@@ -57,11 +57,19 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                     let resumed = resume(&cluster, ns, wf, args.full).await?;
                     if resumed.is_empty() {
                         write_stderr(&format!(
-                            "ApplicationGroup {}: the spec is unchanged since revision {} (workflow {ns}/{}: {}); nothing to promote\n",
+                            "ApplicationGroup {}: the spec is unchanged since revision {} (workflow {ns}/{}: {}); nothing to promote{}\n",
                             group.name,
                             rev.number,
                             rev.workflow,
-                            phase_of(wf)
+                            phase_of(wf),
+                            if matches!(phase_of(wf).as_str(), "Failed" | "Error") {
+                                format!(
+                                    " (fix the spec and promote again, or `kubectl orkestra rollback {}`)",
+                                    group.name
+                                )
+                            } else {
+                                String::new()
+                            }
                         ));
                     } else {
                         write_stderr(&format!(

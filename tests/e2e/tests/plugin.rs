@@ -867,6 +867,31 @@ async fn not_found_and_forbidden_say_what_is_missing() -> Result<()> {
         .expect_failure()?;
     ensure!(out.stderr.contains("has no revision 7"), "{out}");
 
+    // A group stored without the mutating webhook has no templates to release: say so.
+    let bare = scope.name("bare");
+    let mut object = json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+        "metadata": {"name": bare}, "spec": {"applications": [app("db", &[], "1.0.0", &ns)], "workflowTemplate": {"namespace": ns}}});
+    scope.label(&mut object)?;
+    let groups: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    groups
+        .create(&PostParams::default(), &serde_json::from_value(object)?)
+        .await?;
+    let out = plugin(cluster, "admin", &["promote", &bare])
+        .await?
+        .expect_failure()?;
+    ensure!(
+        out.stderr.contains("no injected Argo templates")
+            && out.stderr.contains("mutating webhook"),
+        "{out}"
+    );
+    ensure!(
+        list(&client, &controller_revisions(), &ns, &bare)
+            .await?
+            .is_empty(),
+        "a failed promote left a revision"
+    );
+    delete_group(&client, &bare).await;
+
     // With the plugin user's ClusterRole (manifests/rbac) bound, the same user can read and promote.
     let role_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
