@@ -34,6 +34,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const FLOOR_ENV: &str = "ORKESTRA_BENCH_FLOOR_SERVER";
 const NOOP_ENV: &str = "ORKESTRA_BENCH_NOOP_RULES";
+/// jemalloc settings of manifests/webhook/base/deployment.yaml.
+const MALLOC_CONF: &str = "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0";
 
 fn main() -> anyhow::Result<()> {
     tls::install_default_provider();
@@ -124,7 +126,12 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             // As in manifests/webhook/base/deployment.yaml.
             .env(
                 "_RJEM_MALLOC_CONF",
-                "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0",
+                std::env::var("BENCH_MALLOC_CONF").unwrap_or_else(|_| MALLOC_CONF.to_owned()),
+            )
+            .args(
+                std::env::var("BENCH_WEBHOOK_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
             )
             .stdout(Stdio::null())
             .spawn()?,
@@ -244,6 +251,12 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
     );
     let mut peak_rss = 0;
     let mut hwm_during = 0;
+    // BENCH_ONLY=substring runs only the matching targets.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| t.path == "/" || t.name.contains(only.as_str()))
+        .collect();
     for t in targets.iter().filter(|t| t.path != "/") {
         let floor_target = Target {
             name: "floor",

@@ -85,7 +85,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
     /// Bodies over 128 KiB read and reviewed at once, at most (the others wait up to 2 s, then 503).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub max_large_requests: usize,
     /// Open connections, at most.
     #[arg(long, default_value_t = 1024)]

@@ -38,8 +38,9 @@ pub struct Limits {
     /// and are reviewed on the blocking pool. 128 KiB is a group of roughly 500 applications:
     /// reviewing it takes milliseconds and megabytes.
     pub large_body_bytes: usize,
-    /// How many large bodies may be read and reviewed at once. Their review is CPU-bound, so
-    /// more than the cores only adds memory; the others wait (up to 2 s, then 503).
+    /// How many large bodies may be read and reviewed at once. Their review is CPU-bound and
+    /// briefly takes tens of megabytes (a 1,000-application mutation: ~40 MiB), so one at a time
+    /// by default; the others wait (up to 2 s, then 503).
     pub max_large_in_flight: usize,
     /// Time allowed for a request head to arrive; hyper also applies it to idle keep-alive
     /// connections.
@@ -57,7 +58,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 8 << 20,
             large_body_bytes: 128 << 10,
-            max_large_in_flight: 2,
+            max_large_in_flight: 1,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
