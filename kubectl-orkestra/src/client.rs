@@ -41,6 +41,17 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     orkestra::duration::parse(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 1m)"))
 }
 
+/// The existing files of `KUBECONFIG`, when it lists some that do not exist (and at least one that
+/// does); `None` otherwise, leaving the ordinary loading to kube.
+fn kubeconfig_list_with_missing_files() -> Option<Vec<PathBuf>> {
+    let list = std::env::var_os("KUBECONFIG")?;
+    let paths: Vec<PathBuf> = std::env::split_paths(&list)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    let existing: Vec<PathBuf> = paths.iter().filter(|p| p.is_file()).cloned().collect();
+    (existing.len() < paths.len() && !existing.is_empty()).then_some(existing)
+}
+
 impl KubeArgs {
     /// The client configuration: the kubeconfig (with the chosen context, cluster and user), or
     /// the in-cluster service account when no kubeconfig exists (the executor inside Argo).
@@ -56,6 +67,19 @@ impl KubeArgs {
                 Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
                     .with_context(|| format!("loading kubeconfig {}", path.display()))?
+            }
+            // kubectl skips the files of a KUBECONFIG list that do not exist; kube fails on them.
+            None if kubeconfig_list_with_missing_files().is_some() => {
+                let mut merged: Option<Kubeconfig> = None;
+                for path in kubeconfig_list_with_missing_files().unwrap_or_default() {
+                    let next = Kubeconfig::read_from(&path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                    merged = Some(match merged {
+                        Some(m) => m.merge(next).context("merging the KUBECONFIG files")?,
+                        None => next,
+                    });
+                }
+                let merged = merged.context("no file of KUBECONFIG exists")?;
+                Config::from_custom_kubeconfig(merged, &options).await.context("loading the KUBECONFIG files")?
             }
             None => match Config::from_kubeconfig(&options).await {
                 Ok(config) => config,

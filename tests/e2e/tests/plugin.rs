@@ -867,6 +867,24 @@ async fn not_found_and_forbidden_say_what_is_missing() -> Result<()> {
         .expect_failure()?;
     ensure!(out.stderr.contains("has no revision 7"), "{out}");
 
+    // KUBECONFIG is a list; like kubectl, files that do not exist are skipped. With none, say so.
+    let missing_file = std::env::temp_dir().join(format!("{}-no-such-kubeconfig", scope.id()));
+    let paths = std::env::join_paths([missing_file.clone(), cluster.kubeconfig().to_path_buf()])?;
+    let mut cmd = cluster.command(workspace_bin("kubectl-orkestra")?);
+    cmd.env("KUBECONFIG", &paths)
+        .args(["status", &name, "--context", "admin"]);
+    orkestra_e2e::run(cmd, None).await?.expect_success()?;
+    let mut cmd = cluster.command(workspace_bin("kubectl-orkestra")?);
+    cmd.env("KUBECONFIG", &missing_file)
+        .env("HOME", std::env::temp_dir())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .args(["status", &name]);
+    let out = orkestra_e2e::run(cmd, None).await?.expect_failure()?;
+    ensure!(
+        out.stderr.contains("no cluster configured") && out.code() == Some(2),
+        "{out}"
+    );
+
     // A group stored without the mutating webhook has no templates to release: say so.
     let bare = scope.name("bare");
     let mut object = json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
