@@ -111,11 +111,28 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                 .iter()
                 .filter(|w| !matches!(phase_of(w).as_str(), "Succeeded" | "Failed" | "Error"))
             {
-                write_stderr(&format!(
-                    "warning: workflow {ns}/{} is still {}; both will release this group\n",
-                    name_of(w),
-                    phase_of(w)
-                ));
+                if live::nodes(w).iter().any(|n| n.is_active_suspend()) {
+                    // Paused at a gate of a superseded spec: nobody will pass that gate now (promote
+                    // continues the latest revision only), so stop it as `argo terminate` does.
+                    cluster
+                        .merge_patch(
+                            WORKFLOW,
+                            Some(ns),
+                            &name_of(w),
+                            &json!({ "spec": { "shutdown": "Terminate" } }),
+                        )
+                        .await?;
+                    write_stderr(&format!(
+                        "workflow {ns}/{} was paused at a gate of an older spec: terminated\n",
+                        name_of(w)
+                    ));
+                } else {
+                    write_stderr(&format!(
+                        "warning: workflow {ns}/{} is still {}; both will release this group\n",
+                        name_of(w),
+                        phase_of(w)
+                    ));
+                }
             }
             let who = cluster.whoami().await;
             let number = revision::next_number(&obs.revisions);

@@ -563,15 +563,15 @@ async fn promote_continues_a_release_paused_at_a_gate() -> Result<()> {
         "{out}"
     );
     let resumed = get(&client, &workflow_resource(), Some(&ns), &wf).await?;
-    let node = &resumed["status"]["nodes"][&gate_id];
+    let passed = &resumed["status"]["nodes"][&gate_id];
     ensure!(
-        node["phase"] == "Succeeded"
-            && node["finishedAt"].is_string()
-            && node["message"]
+        passed["phase"] == "Succeeded"
+            && passed["finishedAt"].is_string()
+            && passed["message"]
                 .as_str()
                 .unwrap_or_default()
                 .contains("Resumed by"),
-        "{node}"
+        "{passed}"
     );
     ensure!(
         resumed["spec"]["arguments"]["parameters"][0]["value"] == "off",
@@ -581,6 +581,30 @@ async fn promote_continues_a_release_paused_at_a_gate() -> Result<()> {
         list(&client, &workflow_resource(), &ns, &name).await?.len() == 1,
         "resuming created a Workflow"
     );
+
+    // Paused again at a gate, then superseded by a new spec: the old release is terminated.
+    let (gate_id, gate) = node(&wf, "Gate-api", "gate", "Suspend", "Running");
+    set_workflow_status(&client, &ns, &wf, json!({"nodes": {gate_id: gate}})).await?;
+    let mut api = app("api", &["db"], "1.1.0", &ns);
+    api["spec"]["gate"] = json!(true);
+    update_group(&client, &name, vec![app("db", &[], "1.0.0", &ns), api]).await?;
+    let out = plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stderr
+            .contains("paused at a gate of an older spec: terminated"),
+        "{out}"
+    );
+    let old = get(&client, &workflow_resource(), Some(&ns), &wf).await?;
+    ensure!(old["spec"]["shutdown"] == "Terminate", "{old}");
+    get(
+        &client,
+        &workflow_resource(),
+        Some(&ns),
+        &format!("{name}-r2"),
+    )
+    .await?;
     delete_group(&client, &name).await;
     Ok(())
 }
