@@ -487,7 +487,12 @@ pub fn seconds(d: Option<f64>) -> String {
 /// True when stdout is a terminal and NO_COLOR is unset: colours and redraws are welcome.
 pub fn colour() -> bool {
     use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::io::stdout().is_terminal() && colour_allowed()
+}
+
+/// False when NO_COLOR is set (https://no-color.org).
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Exit code of `--wait` when the release failed.

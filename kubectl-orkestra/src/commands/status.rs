@@ -3,11 +3,13 @@
 //! by its result (0 succeeded, 1 failed, 3 timed out).
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use orkestra::live::{StatusReport, Verdict};
+use orkestra::render::GraphView;
 
 use super::cluster::{self, Cluster, EXIT_FAILED, EXIT_TIMEOUT, Observation};
 use crate::cli::{ClusterOutput, StatusArgs};
@@ -72,10 +74,26 @@ pub async fn wait(
 ) -> Result<Waited> {
     let start = Instant::now();
     let mut last = String::new();
+    // In a terminal, progress is the live DAG (redrawn); elsewhere (CI logs) one line per change.
+    let live_dag = progress && std::io::stderr().is_terminal() && cluster::colour_allowed();
     loop {
-        let Observation { report, .. } = cluster::observe(cluster, group, namespace).await?;
+        let Observation {
+            report, group: g, ..
+        } = cluster::observe(cluster, group, namespace).await?;
         let line = report.summary();
-        if progress && line != last {
+        if live_dag {
+            let view =
+                GraphView::build(group, &g.defaulted_spec(), &|a, s| report.node_status(a, s))?;
+            let text = format!(
+                "{}\n[{:>4}s] {line}\n",
+                view.render(orkestra::render::Format::Levels, true),
+                start.elapsed().as_secs()
+            );
+            if text != last {
+                write_stderr(&format!("\x1b[H\x1b[2J{text}"));
+                last = text;
+            }
+        } else if progress && line != last {
             write_stderr(&format!(
                 "[{:>4}s] {group}: {line}\n",
                 start.elapsed().as_secs()
