@@ -88,7 +88,15 @@ pub fn explain(
     match err {
         kube::Error::Api(status) => {
             let has_name = status.details.as_ref().is_some_and(|d| !d.name.is_empty());
+            let missing_namespace = status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.kind == "namespaces" && !d.name.is_empty());
             match status.code {
+                404 if missing_namespace => anyhow!(
+                    "namespace {:?} not found: create it, or point the group's spec.workflowTemplate.namespace (or -n) at an existing one",
+                    namespace.unwrap_or_default()
+                ),
                 404 if name.is_some() && has_name && verb != "create" => {
                     if kind.kind == orkestra::api::KIND {
                         anyhow!("ApplicationGroup {:?} not found", name.unwrap_or_default())

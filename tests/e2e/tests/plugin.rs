@@ -891,6 +891,16 @@ async fn not_found_and_forbidden_say_what_is_missing() -> Result<()> {
         .expect_failure()?;
     ensure!(out.stderr.contains("has no revision 7"), "{out}");
 
+    let nowhere = scope.name("nowhere");
+    let out = plugin(cluster, "admin", &["promote", &name, "-n", &nowhere])
+        .await?
+        .expect_failure()?;
+    ensure!(
+        out.stderr
+            .contains(&format!("namespace \"{nowhere}\" not found")),
+        "{out}"
+    );
+
     // KUBECONFIG is a list; like kubectl, files that do not exist are skipped. With none, say so.
     let missing_file = std::env::temp_dir().join(format!("{}-no-such-kubeconfig", scope.id()));
     let paths = std::env::join_paths([missing_file.clone(), cluster.kubeconfig().to_path_buf()])?;
