@@ -247,6 +247,18 @@ pub fn next_number(revisions: &[Revision]) -> i64 {
     revisions.iter().map(|r| r.number).max().unwrap_or(0) + 1
 }
 
+/// False when `object` is owned by another ApplicationGroup than the one with `uid` (an earlier
+/// group of the same name whose objects were orphaned); objects without such an owner (the
+/// original Orkestra's Workflows) count as the group's.
+pub fn owned_by(object: &Value, uid: &str) -> bool {
+    let owners: Vec<&Value> = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| refs.iter().filter(|r| r["kind"] == KIND).collect())
+        .unwrap_or_default();
+    owners.is_empty() || uid.is_empty() || owners.iter().any(|r| r["uid"] == uid)
+}
+
 /// The phase of each Workflow, by name, read from a Workflow list.
 pub fn workflow_phases(workflows: &[Value]) -> Vec<(String, String)> {
     workflows
@@ -398,6 +410,14 @@ mod tests {
             wf["spec"]["templates"],
             json!([{"name": "entry", "dag": {"tasks": []}}])
         );
+    }
+
+    #[test]
+    fn objects_of_an_earlier_group_of_the_same_name_are_not_ours() {
+        let owned = |uid: &str| json!({"metadata": {"ownerReferences": [{"kind": "ApplicationGroup", "uid": uid}]}});
+        assert!(owned_by(&owned("u-1"), "u-1"));
+        assert!(!owned_by(&owned("u-0"), "u-1"));
+        assert!(owned_by(&json!({"metadata": {}}), "u-1"));
     }
 
     #[test]

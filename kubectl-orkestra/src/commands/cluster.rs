@@ -359,6 +359,8 @@ pub struct Observation {
     pub group: Group,
     pub namespace: String,
     pub revisions: Vec<revision::Revision>,
+    /// The number the next revision gets.
+    pub next_revision: i64,
     pub workflows: Vec<Value>,
     pub report: StatusReport,
 }
@@ -381,7 +383,20 @@ pub async fn observe(
         cluster.list(WORKFLOW, Some(&namespace), &selector),
         cluster.list(CONTROLLER_REVISION, Some(&namespace), &selector)
     );
-    let (workflows, revisions) = (workflows?, revision::read_all(&revisions?));
+    let (workflows, revisions) = (workflows?, revisions?);
+    // Numbers stay unique across an earlier group of the same name whose objects were orphaned;
+    // everything else only counts this group's own objects.
+    let next_revision = revision::next_number(&revision::read_all(&revisions));
+    let uid = group.owner().uid;
+    let workflows: Vec<Value> = workflows
+        .into_iter()
+        .filter(|w| revision::owned_by(w, &uid))
+        .collect();
+    let revisions: Vec<Value> = revisions
+        .into_iter()
+        .filter(|r| revision::owned_by(r, &uid))
+        .collect();
+    let revisions = revision::read_all(&revisions);
     // Without HelmRelease access the rest of the status is still worth showing.
     let helm_releases = helm_releases.unwrap_or_else(|e| {
         crate::output::write_stderr(&format!("warning: {e:#}\n"));
@@ -407,6 +422,7 @@ pub async fn observe(
     Ok(Observation {
         group,
         namespace,
+        next_revision,
         revisions,
         workflows,
         report,

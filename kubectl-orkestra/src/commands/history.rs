@@ -20,8 +20,19 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
             cluster.list(CONTROLLER_REVISION, Some(&ns), &selector),
             cluster.list(WORKFLOW, Some(&ns), &selector)
         );
-        let revisions = revision::read_all(&revisions?);
-        let rows = revision::history(&revisions, &revision::workflow_phases(&workflows?));
+        let uid = group.owner().uid;
+        let revisions: Vec<_> = revisions?
+            .into_iter()
+            .filter(|r| revision::owned_by(r, &uid))
+            .collect();
+        let workflows: Vec<_> = workflows?
+            .into_iter()
+            .filter(|w| revision::owned_by(w, &uid))
+            .collect();
+        let rows = revision::history(
+            &revision::read_all(&revisions),
+            &revision::workflow_phases(&workflows),
+        );
         if cluster::write_structured(&rows, args.output)? {
             return Ok(ExitCode::SUCCESS);
         }

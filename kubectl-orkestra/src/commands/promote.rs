@@ -41,8 +41,8 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                     )),
                     (None, _) => text.push_str(&format!(
                         "\nWould record revision {} and create Workflow {ns}/{}.\n",
-                        revision::next_number(&obs.revisions),
-                        revision::name(&group.name, revision::next_number(&obs.revisions))
+                        obs.next_revision,
+                        revision::name(&group.name, obs.next_revision)
                     )),
                 }
                 text.push_str("(dry run: nothing was changed)\n");
@@ -135,7 +135,7 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                 }
             }
             let who = cluster.whoami().await;
-            let number = revision::next_number(&obs.revisions);
+            let number = obs.next_revision;
             let r = new_revision(number, ns, ReleaseType::Forward, who.as_deref(), None);
             let owner = group.owner();
             let cr = revision::controller_revision(&owner, &group.object["spec"], &r);

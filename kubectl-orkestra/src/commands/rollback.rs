@@ -67,7 +67,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
         if args.dry_run {
             if !cluster::write_structured(&p, args.output)? {
                 let mut text = p.render(&group.name);
-                let n = revision::next_number(&obs.revisions);
+                let n = obs.next_revision;
                 text.push_str(&format!(
                     "\nWould set the group's spec to revision {}, record it as revision {n} and create Workflow {ns}/{}.\n(dry run: nothing was changed)\n",
                     target.number,
@@ -95,7 +95,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
             })?;
         // 2. The revision, 3. the Workflow.
         let who = cluster.whoami().await;
-        let number = revision::next_number(&obs.revisions);
+        let number = obs.next_revision;
         let r = NewRevision {
             number,
             namespace: ns,

@@ -316,6 +316,39 @@ async fn promote_records_a_revision_and_a_workflow_from_the_injected_templates_o
     )
     .await?;
     get(&client, &workflow_resource(), Some(&ns), &wf_name).await?;
+
+    // The group deleted with its revisions orphaned (no garbage collector runs here) and created
+    // again with the same spec: the old revisions are not its own, so promote releases it, with
+    // a number that does not collide.
+    delete_group(&client, &name).await;
+    let groups: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    orkestra_e2e::eventually(Duration::from_secs(30), "the group to be gone", || async {
+        Ok(groups.get_opt(&name).await?.is_none().then_some(()))
+    })
+    .await?;
+    create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![
+            app("db", &[], "1.1.0", &ns),
+            app("api", &["db"], "1.0.0", &ns),
+        ],
+    )
+    .await?;
+    let out = plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    ensure!(out.stderr.contains("revision 3 recorded"), "{out}");
+    let history = plugin(cluster, "admin", &["history", &name, "-o", "json"])
+        .await?
+        .expect_success()?;
+    let rows: Value = serde_json::from_str(&history.stdout)?;
+    ensure!(
+        rows.as_array().map(Vec::len) == Some(1) && rows[0]["revision"] == 3,
+        "{rows}"
+    );
     delete_group(&client, &name).await;
     Ok(())
 }
