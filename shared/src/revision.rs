@@ -52,9 +52,24 @@ pub struct Owner {
     pub generation: Option<i64>,
 }
 
-/// Name of revision `n` of a group, and of the Workflow releasing it.
+/// Name of revision `n` of a group, and of the Workflow releasing it: `<group>-r<n>`, with the
+/// group's part shortened (and a hash of it added) when that would pass 63 characters, Argo's
+/// limit for Workflow names.
 pub fn name(group: &str, n: i64) -> String {
-    format!("{group}-r{n}")
+    let suffix = format!("-r{n}");
+    if group.len() + suffix.len() <= crate::names::DNS1123_LABEL_MAX {
+        return format!("{group}{suffix}");
+    }
+    let hash = crate::names::short_hash(group);
+    let keep = crate::names::DNS1123_LABEL_MAX.saturating_sub(suffix.len() + hash.len() + 1);
+    let mut cut = keep.min(group.len());
+    while !group.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}-{hash}{suffix}",
+        group[..cut].trim_end_matches(['-', '.'])
+    )
 }
 
 /// Label selector for everything a group owns.
@@ -410,6 +425,18 @@ mod tests {
             wf["spec"]["templates"],
             json!([{"name": "entry", "dag": {"tasks": []}}])
         );
+    }
+
+    #[test]
+    fn long_group_names_still_give_argo_valid_workflow_names() {
+        assert_eq!(name("shop", 12), "shop-r12");
+        let long = "a".repeat(62);
+        let n = name(&long, 123);
+        assert!(
+            n.len() <= 63 && n.ends_with("-r123") && n.starts_with("aaaa"),
+            "{n}"
+        );
+        assert_ne!(name(&format!("{long}b"), 1), name(&format!("{long}c"), 1));
     }
 
     #[test]
