@@ -93,6 +93,22 @@ pub fn nodes(workflow: &Value) -> Vec<ArgoNode> {
     out
 }
 
+/// True when Argo keeps the node statuses out of `status.nodes`: gzip-compressed
+/// (`status.compressedNodes`) or offloaded to its database (`status.offloadNodeStatusVersion`).
+pub fn nodes_unavailable(workflow: &Value) -> bool {
+    let set = |p: &str| {
+        workflow
+            .pointer(p)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    let empty = workflow
+        .pointer("/status/nodes")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.is_empty());
+    empty && (set("/status/compressedNodes") || set("/status/offloadNodeStatusVersion"))
+}
+
 /// What a node released, from its task path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -357,6 +373,10 @@ pub struct WorkflowSummary {
     /// Applications whose gate waits for `promote`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting_at_gates: Vec<String>,
+    /// True when Argo compressed or offloaded the node statuses (very large Workflows): the
+    /// per-application steps cannot be read from the Workflow object.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nodes_unavailable: bool,
 }
 
 impl WorkflowSummary {
@@ -405,6 +425,7 @@ impl WorkflowSummary {
             started_at: started.map(format_time),
             duration_seconds: started.map(|st| (finished.unwrap_or(now) - st).max(0) as f64),
             waiting_at_gates,
+            nodes_unavailable: nodes_unavailable(workflow),
             name,
         }
     }
@@ -716,6 +737,11 @@ impl StatusReport {
                 w.waiting_at_gates.join(", ")
             ));
         }
+        if self.workflow.as_ref().is_some_and(|w| w.nodes_unavailable) {
+            s.push_str(
+                "; Argo compressed or offloaded the node statuses: steps not shown, see `argo get`",
+            );
+        }
         s.push(')');
         s
     }
@@ -934,5 +960,27 @@ mod tests {
         assert_eq!(report.rows[0].step.as_deref(), Some("Succeeded"));
         assert_eq!(report.rows[2].step.as_deref(), Some("Failed"));
         assert_eq!(report.verdict, Verdict::Running);
+    }
+
+    #[test]
+    fn compressed_nodes_are_reported_not_misread() {
+        let wf = json!({"metadata": {"name": "g-r1"}, "status": {"phase": "Running", "compressedNodes": "H4sIAAAA"}});
+        assert!(nodes_unavailable(&wf));
+        let spec = spec();
+        let report = StatusReport::build(&Observed {
+            group: "g",
+            spec: &spec,
+            conditions: &[],
+            revision: None,
+            workflow: Some(&wf),
+            helm_releases: &[],
+            now: 0,
+        });
+        assert!(
+            report.summary().contains("compressed or offloaded"),
+            "{}",
+            report.summary()
+        );
+        assert!(!nodes_unavailable(&json!({"status": {"nodes": {}}})));
     }
 }

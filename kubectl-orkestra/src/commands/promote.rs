@@ -214,6 +214,11 @@ fn phase_of(w: &Value) -> String {
 /// Returns the applications whose gates were passed.
 pub async fn resume(cluster: &Cluster, ns: &str, wf: &Value, full: bool) -> Result<Vec<String>> {
     let name = name_of(wf);
+    if live::nodes_unavailable(wf) && phase_of(wf) == "Running" {
+        anyhow::bail!(
+            "workflow {ns}/{name}: Argo compressed or offloaded its node statuses, so its gates cannot be passed from here; use `argo resume -n {ns} {name}`"
+        );
+    }
     let mut nodes = serde_json::Map::new();
     let mut passed = Vec::new();
     let now = live::format_time(cluster::now());
