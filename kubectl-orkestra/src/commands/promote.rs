@@ -242,7 +242,7 @@ pub async fn resume(cluster: &Cluster, ns: &str, wf: &Value, full: bool) -> Resu
     if !nodes.is_empty() {
         patch["status"] = json!({ "nodes": nodes });
     }
-    if full {
+    if full && matches!(phase_of(wf).as_str(), "Running" | "Pending") {
         // Gates not reached yet: Argo reads the parameter when it evaluates each gate's `when`.
         let mut params = wf
             .pointer("/spec/arguments/parameters")
