@@ -75,8 +75,10 @@ pub struct ServeArgs {
     /// Then wait at most this long for in-flight requests to finish.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Time allowed for a request head (also closes idle keep-alive connections).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Time allowed for a request head. hyper also applies it to idle keep-alive connections, so
+    /// it is longer than the apiserver's 90 s idle timeout: the client always closes first and no
+    /// request is lost to a close race.
+    #[arg(long, default_value = "100s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
     /// Time allowed for a request body.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]

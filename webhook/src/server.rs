@@ -42,8 +42,9 @@ pub struct Limits {
     /// briefly takes tens of megabytes (a 1,000-application mutation: ~40 MiB), so one at a time
     /// by default; the others wait (up to 2 s, then 503).
     pub max_large_in_flight: usize,
-    /// Time allowed for a request head to arrive; hyper also applies it to idle keep-alive
-    /// connections.
+    /// Time allowed for a request head to arrive. hyper also applies it to idle keep-alive
+    /// connections, so it exceeds the apiserver's 90 s idle-connection timeout: the apiserver
+    /// closes idle connections first, and never sends a review on one we are closing.
     pub header_read_timeout: Duration,
     /// Time allowed for the whole body to arrive (408 beyond).
     pub body_read_timeout: Duration,
@@ -59,7 +60,7 @@ impl Default for Limits {
             max_body_bytes: 8 << 20,
             large_body_bytes: 128 << 10,
             max_large_in_flight: 1,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(100),
             body_read_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
