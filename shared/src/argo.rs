@@ -330,8 +330,14 @@ fn dag_template(name: &str, tasks: Vec<Value>, settings: &Settings) -> Value {
 }
 
 fn helmrelease_template(image: &str) -> Value {
+    executor_template(HELMRELEASE_TEMPLATE, image, "install")
+}
+
+/// A container template running our executor with `--action install|delete` on the `manifest`
+/// input, waiting at most the `timeout` input.
+pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
     json!({
-        "name": HELMRELEASE_TEMPLATE,
+        "name": name,
         "inputs": { "parameters": [
             { "name": "manifest" },
             { "name": "timeout", "default": DEFAULT_TIMEOUT },
@@ -341,7 +347,7 @@ fn helmrelease_template(image: &str) -> Value {
             "image": image,
             "command": ["kubectl-orkestra"],
             "args": [
-                "executor", "helmrelease", "--action", "install",
+                "executor", "helmrelease", "--action", action,
                 "--manifest", "{{inputs.parameters.manifest}}",
                 "--timeout", "{{inputs.parameters.timeout}}",
             ],

@@ -439,7 +439,7 @@ pub fn rollback_workflow(
         );
         if !tasks.is_empty() {
             templates.push(json!({ "name": REMOVE_TEMPLATE, "dag": { "tasks": tasks } }));
-            templates.push(delete_template(&image));
+            templates.push(argo::executor_template(DELETE_TEMPLATE, &image, "delete"));
         }
     }
     spec["entrypoint"] = json!(ROLLBACK_ENTRYPOINT);
@@ -450,26 +450,6 @@ pub fn rollback_workflow(
         p.extend(params);
     }
     wf
-}
-
-fn delete_template(image: &str) -> Value {
-    json!({
-        "name": DELETE_TEMPLATE,
-        "inputs": { "parameters": [
-            { "name": "manifest" },
-            { "name": "timeout", "default": DEFAULT_TIMEOUT },
-        ]},
-        "container": {
-            "name": "executor",
-            "image": image,
-            "command": ["kubectl-orkestra"],
-            "args": [
-                "executor", "helmrelease", "--action", "delete",
-                "--manifest", "{{inputs.parameters.manifest}}",
-                "--timeout", "{{inputs.parameters.timeout}}",
-            ],
-        },
-    })
 }
 
 fn write_changes(s: &mut String, changes: &[AppChange]) {
