@@ -1045,11 +1045,11 @@ async fn without_the_crd_the_message_says_to_install_it() -> Result<()> {
     // Removing the CRD deletes every ApplicationGroup: wait for the other tests of this binary.
     let _lock = CRD_LOCK.write().await;
     let crd = "applicationgroups.orkestra.azure.microsoft.com";
-    cluster
-        .kubectl(["delete", "crd", crd, "--wait=true"])
-        .await?
-        .expect_success()?;
     let result = async {
+        cluster
+            .kubectl(["delete", "crd", crd, "--wait=true", "--timeout=60s"])
+            .await?
+            .expect_success()?;
         let out =
             orkestra_e2e::eventually(Duration::from_secs(30), "the CRD to be gone", || async {
                 let out = plugin(cluster, "admin", &["status", "anything"]).await?;
