@@ -316,6 +316,25 @@ async fn promote_records_a_revision_and_a_workflow_from_the_injected_templates_o
     )
     .await?;
     get(&client, &workflow_resource(), Some(&ns), &wf_name).await?;
+    // `promote --wait` waits for the release it started (or found): no Argo runs here, so it times out.
+    let waited = plugin(
+        cluster,
+        "admin",
+        &[
+            "promote",
+            &name,
+            "--wait",
+            "--timeout",
+            "1s",
+            "--interval",
+            "200ms",
+        ],
+    )
+    .await?;
+    ensure!(
+        waited.code() == Some(3) && waited.stderr.contains("timed out after 1s"),
+        "{waited}"
+    );
 
     // The group deleted with its revisions orphaned (no garbage collector runs here) and created
     // again with the same spec: the old revisions are not its own, so promote releases it, with
