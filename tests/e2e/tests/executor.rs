@@ -1016,10 +1016,18 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
                 .iter()
                 .find(|(t, name, _, _)| *t == app_template && *name == task)
                 .with_context(|| format!("no executor step for {} in {app_template}", r.name))?;
+            // The step allows every retry Flux makes after a failed action.
             assert_eq!(
                 step.3,
-                release.timeout.clone().unwrap_or_default(),
+                orkestra::argo::step_timeout(app),
                 "timeout of {}",
+                r.name
+            );
+            let action = orkestra::duration::parse(release.timeout.as_deref().unwrap_or("5m"))
+                .unwrap_or_default();
+            ensure!(
+                orkestra::duration::parse(&step.3).unwrap_or_default() > action,
+                "the step of {} must outlast one Helm action",
                 r.name
             );
             let text = workflow_parameter(&stored, &step.2)
