@@ -14,7 +14,7 @@
 //! manifests of the revision it was created from.
 
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
 use crate::graph::Dag;
@@ -109,7 +109,11 @@ pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value>
             ]
         })
         .collect();
-    let mut out = vec![dag_template(ENTRYPOINT, entry_tasks, settings)];
+    let mut out = vec![dag_template(
+        ENTRYPOINT.into(),
+        entry_tasks,
+        Some(settings.parallelism),
+    )];
     let mut executors = Vec::new();
     for (i, app) in apps.iter().enumerate() {
         if !dag.is_first(i) {
@@ -174,7 +178,7 @@ fn application_templates(app: &Application, used: &mut Vec<ExecutorType>) -> Vec
         &executors,
         &mut extra,
     ));
-    let mut out = vec![json!({ "name": app_template(&app.name), "dag": { "tasks": tasks } })];
+    let mut out = vec![dag_template(app_template(&app.name), tasks, None)];
     out.extend(extra);
     out
 }
@@ -214,7 +218,7 @@ fn chart_task(
             task(&app_key(&e.name), &template, deps, Some(args))
         })
         .collect();
-    extra.push(json!({ "name": name, "dag": { "tasks": tasks } }));
+    extra.push(dag_template(name.clone(), tasks, None));
     task(key, &name, deps, None)
 }
 
@@ -306,27 +310,50 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+// The builders below move their parts into place: `json!` would copy every interpolated value,
+// and the templates of a large group are mostly such values.
+
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 fn params(pairs: &[(&str, &str)]) -> Value {
-    let parameters: Vec<Value> = pairs
+    let parameters = pairs
         .iter()
-        .map(|(n, v)| json!({ "name": n, "value": v }))
+        .map(|(n, v)| object([("name", Value::from(*n)), ("value", Value::from(*v))]))
         .collect();
-    json!({ "parameters": parameters })
+    object([("parameters", Value::Array(parameters))])
 }
 
 fn task(name: &str, template: &str, deps: Vec<String>, arguments: Option<Value>) -> Value {
-    let mut t = json!({ "name": name, "template": template });
+    let mut t = Map::new();
+    t.insert("name".into(), Value::from(name));
+    t.insert("template".into(), Value::from(template));
     if !deps.is_empty() {
-        t["dependencies"] = json!(deps);
+        t.insert(
+            "dependencies".into(),
+            Value::Array(deps.into_iter().map(Value::String).collect()),
+        );
     }
     if let Some(a) = arguments {
-        t["arguments"] = a;
+        t.insert("arguments".into(), a);
     }
-    t
+    Value::Object(t)
 }
 
-fn dag_template(name: &str, tasks: Vec<Value>, settings: &Settings) -> Value {
-    json!({ "name": name, "parallelism": settings.parallelism, "dag": { "tasks": tasks } })
+fn dag_template(name: String, tasks: Vec<Value>, parallelism: Option<i64>) -> Value {
+    let mut t = Map::new();
+    t.insert("name".into(), Value::String(name));
+    if let Some(p) = parallelism {
+        t.insert("parallelism".into(), Value::from(p));
+    }
+    t.insert("dag".into(), object([("tasks", Value::Array(tasks))]));
+    Value::Object(t)
 }
 
 fn helmrelease_template(image: &str) -> Value {
@@ -471,7 +498,7 @@ pub fn workflow_parameters(group: &str, spec: &ApplicationGroupSpec) -> Vec<Valu
 /// the release manifests of this spec as its parameters.
 pub fn workflow(group: &str, spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -> Value {
     let wt = spec.workflow_template.clone().unwrap_or_default();
-    let labels: serde_json::Map<String, Value> = meta
+    let labels: Map<String, Value> = meta
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
