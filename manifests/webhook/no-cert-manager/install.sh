@@ -20,7 +20,7 @@ trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2086 # ORKESTRA_WEBHOOK may be a command with arguments
 $webhook_bin certs --out-dir "$work" --service "$svc" --namespace "$ns" >/dev/null
 
-kubectl apply --server-side -f "$here/../../crd/applicationgroups.yaml"
+kubectl apply --server-side --force-conflicts --field-manager=orkestra-install -f "$here/../../crd/applicationgroups.yaml"
 kubectl apply -k "$here"
 
 # Trust the new CA before serving with it: caBundle = the previous CA (if any) + the new one, so
@@ -42,5 +42,5 @@ done
 
 kubectl -n "$ns" create secret tls orkestra-webhook-tls \
   --cert="$work/tls.crt" --key="$work/tls.key" --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$ns" rollout status deployment/orkestra-webhook --timeout=120s
+kubectl -n "$ns" rollout status deployment/orkestra-webhook --timeout="${ROLLOUT_TIMEOUT:-120s}"
 echo "orkestra-webhook installed; the CA key was discarded (re-run this script to rotate)"
