@@ -139,19 +139,8 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
             let r = new_revision(number, ns, ReleaseType::Forward, who.as_deref(), None);
             let owner = group.owner();
             let cr = revision::controller_revision(&owner, &group.object["spec"], &r);
-            cluster.create(CONTROLLER_REVISION, Some(ns), &cr).await?;
             let wf = revision::forward_workflow(&owner, &group.spec, &r, args.full);
-            if let Err(e) = cluster.create(WORKFLOW, Some(ns), &wf).await {
-                // Leave no revision without its Workflow behind.
-                let _ = cluster
-                    .delete(
-                        CONTROLLER_REVISION,
-                        Some(ns),
-                        &revision::name(&group.name, number),
-                    )
-                    .await;
-                return Err(e);
-            }
+            record(&cluster, ns, &revision::name(&group.name, number), &cr, &wf).await?;
             write_stderr(&format!(
                 "ApplicationGroup {}: revision {number} recorded; workflow {ns}/{} created\n",
                 group.name,
@@ -159,17 +148,15 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
             ));
         }
         if args.wait {
-            let waited = status::wait(
+            return status::wait_and_report(
                 &cluster,
                 &args.group,
                 args.namespace.as_deref(),
                 args.timeout,
                 args.interval,
-                true,
+                args.output,
             )
-            .await?;
-            write_stdout(&status::render(&waited.report, args.output)?)?;
-            return Ok(status::exit_code(&waited.report, waited.timed_out));
+            .await;
         }
         if matches!(args.output, ClusterOutput::Json | ClusterOutput::Yaml) {
             let obs = cluster::observe(&cluster, &args.group, args.namespace.as_deref()).await?;
@@ -212,6 +199,25 @@ fn phase_of(w: &Value) -> String {
 /// Resumes every active gate of a Workflow the way `argo resume` does (the suspend node marked
 /// Succeeded, with a message and a finish time); `full` also turns the remaining gates off.
 /// Returns the applications whose gates were passed.
+/// Creates a release: its revision, then its Workflow. When the Workflow cannot be created the
+/// revision is taken back, so no revision is left without its release.
+pub async fn record(
+    cluster: &Cluster,
+    ns: &str,
+    revision: &str,
+    cr: &Value,
+    wf: &Value,
+) -> Result<()> {
+    cluster.create(CONTROLLER_REVISION, Some(ns), cr).await?;
+    if let Err(e) = cluster.create(WORKFLOW, Some(ns), wf).await {
+        let _ = cluster
+            .delete(CONTROLLER_REVISION, Some(ns), revision)
+            .await;
+        return Err(e);
+    }
+    Ok(())
+}
+
 pub async fn resume(cluster: &Cluster, ns: &str, wf: &Value, full: bool) -> Result<Vec<String>> {
     let name = name_of(wf);
     if live::nodes_unavailable(wf) && phase_of(wf) == "Running" {

@@ -11,7 +11,7 @@ use orkestra::plan;
 use orkestra::revision::{self, NewRevision, ReleaseType};
 use serde_json::json;
 
-use super::cluster::{self, APPLICATION_GROUP, CONTROLLER_REVISION, Cluster, WORKFLOW};
+use super::cluster::{self, APPLICATION_GROUP, Cluster};
 use super::status;
 use crate::cli::{ClusterOutput, RollbackArgs};
 use crate::output::{write_stderr, write_stdout};
@@ -108,18 +108,9 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
             .pointer("/metadata/generation")
             .and_then(|g| g.as_i64());
         let cr = revision::controller_revision(&owner, &target.raw_spec, &r);
-        cluster.create(CONTROLLER_REVISION, Some(ns), &cr).await?;
         let wf = plan::rollback_workflow(&owner, &group.spec, &target.spec, &r);
-        if let Err(e) = cluster.create(WORKFLOW, Some(ns), &wf).await {
-            let _ = cluster
-                .delete(
-                    CONTROLLER_REVISION,
-                    Some(ns),
-                    &revision::name(&group.name, number),
-                )
-                .await;
-            return Err(e);
-        }
+        super::promote::record(&cluster, ns, &revision::name(&group.name, number), &cr, &wf)
+            .await?;
         write_stderr(&format!(
             "ApplicationGroup {}: spec set back to revision {}; recorded as revision {number}; rollback workflow {ns}/{} created{}\n",
             group.name,
@@ -132,17 +123,15 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
             }
         ));
         if args.wait {
-            let waited = status::wait(
+            return status::wait_and_report(
                 &cluster,
                 &args.group,
                 args.namespace.as_deref(),
                 args.timeout,
                 args.interval,
-                true,
+                args.output,
             )
-            .await?;
-            write_stdout(&status::render(&waited.report, args.output)?)?;
-            return Ok(status::exit_code(&waited.report, waited.timed_out));
+            .await;
         }
         if matches!(args.output, ClusterOutput::Json | ClusterOutput::Yaml) {
             let summary = json!({ "group": group.name, "revision": number, "rollbackOf": target.number, "workflow": revision::name(&group.name, number), "plan": p });

@@ -19,17 +19,15 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     super::block_on(async {
         let cluster = Cluster::connect(&args.kube).await?;
         if args.wait {
-            let obs = wait(
+            return wait_and_report(
                 &cluster,
                 &args.group,
                 args.namespace.as_deref(),
                 args.timeout,
                 args.interval,
-                true,
+                args.output,
             )
-            .await?;
-            print(&obs.report, args.output)?;
-            return Ok(exit_code(&obs.report, obs.timed_out));
+            .await;
         }
         let mut last = String::new();
         loop {
@@ -124,6 +122,21 @@ pub async fn wait(
         )
         .await;
     }
+}
+
+/// Waits for the release with progress on stderr (see [`wait`]), prints the final report and
+/// returns the CI exit code: what `--wait` does on status, promote and rollback.
+pub async fn wait_and_report(
+    cluster: &Cluster,
+    group: &str,
+    namespace: Option<&str>,
+    timeout: Duration,
+    interval: Duration,
+    output: ClusterOutput,
+) -> Result<ExitCode> {
+    let waited = wait(cluster, group, namespace, timeout, interval, true).await?;
+    print(&waited.report, output)?;
+    Ok(exit_code(&waited.report, waited.timed_out))
 }
 
 /// 0 when the release succeeded, 1 when it failed (or none exists), 3 on timeout.
