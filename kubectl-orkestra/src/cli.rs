@@ -194,6 +194,23 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     orkestra::duration::parse(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 10m)"))
 }
 
+/// `--wait` and its knobs, the same on status, promote and rollback.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the release ends, showing progress: exit 0 when it succeeded, 1 when it failed,
+    /// 3 on timeout.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// How often the cluster is read while waiting or watching.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub interval: std::time::Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The ApplicationGroup.
@@ -214,17 +231,8 @@ pub struct StatusArgs {
     #[arg(short = 'w', long)]
     pub watch: bool,
 
-    /// Wait until the release ends: exit 0 when it succeeded, 1 when it failed, 3 on timeout.
-    #[arg(long)]
-    pub wait: bool,
-
-    /// How long --wait waits.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-
-    /// How often --watch and --wait read the cluster.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
-    pub interval: std::time::Duration,
+    #[command(flatten)]
+    pub waiting: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -247,17 +255,8 @@ pub struct PromoteArgs {
     #[arg(long)]
     pub full: bool,
 
-    /// Wait until the release ends, showing progress: exit 0 succeeded, 1 failed, 3 timed out.
-    #[arg(long)]
-    pub wait: bool,
-
-    /// How long --wait waits.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-
-    /// How often --wait reads the cluster.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
-    pub interval: std::time::Duration,
+    #[command(flatten)]
+    pub waiting: WaitArgs,
 
     /// Output format (of the plan with --dry-run, of the status with --wait).
     #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
@@ -284,17 +283,8 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Wait until the rollback ends, showing progress: exit 0 succeeded, 1 failed, 3 timed out.
-    #[arg(long)]
-    pub wait: bool,
-
-    /// How long --wait waits.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-
-    /// How often --wait reads the cluster.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
-    pub interval: std::time::Duration,
+    #[command(flatten)]
+    pub waiting: WaitArgs,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]

@@ -147,13 +147,12 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                 revision::name(&group.name, number)
             ));
         }
-        if args.wait {
+        if args.waiting.wait {
             return status::wait_and_report(
                 &cluster,
                 &args.group,
                 args.namespace.as_deref(),
-                args.timeout,
-                args.interval,
+                &args.waiting,
                 args.output,
             )
             .await;

@@ -122,13 +122,12 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
                 format!(" (removes {})", p.remove.join(" -> "))
             }
         ));
-        if args.wait {
+        if args.waiting.wait {
             return status::wait_and_report(
                 &cluster,
                 &args.group,
                 args.namespace.as_deref(),
-                args.timeout,
-                args.interval,
+                &args.waiting,
                 args.output,
             )
             .await;

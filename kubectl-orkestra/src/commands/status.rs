@@ -12,19 +12,18 @@ use orkestra::live::{StatusReport, Verdict};
 use orkestra::render::GraphView;
 
 use super::cluster::{self, Cluster, EXIT_FAILED, EXIT_TIMEOUT, Observation};
-use crate::cli::{ClusterOutput, StatusArgs};
+use crate::cli::{ClusterOutput, StatusArgs, WaitArgs};
 use crate::output::{write_stderr, write_stdout};
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     super::block_on(async {
         let cluster = Cluster::connect(&args.kube).await?;
-        if args.wait {
+        if args.waiting.wait {
             return wait_and_report(
                 &cluster,
                 &args.group,
                 args.namespace.as_deref(),
-                args.timeout,
-                args.interval,
+                &args.waiting,
                 args.output,
             )
             .await;
@@ -49,7 +48,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
             if obs.report.verdict.is_final() {
                 return Ok(exit_code(&obs.report, false));
             }
-            tokio::time::sleep(args.interval).await;
+            tokio::time::sleep(args.waiting.interval).await;
         }
     })
 }
@@ -130,11 +129,18 @@ pub async fn wait_and_report(
     cluster: &Cluster,
     group: &str,
     namespace: Option<&str>,
-    timeout: Duration,
-    interval: Duration,
+    waiting: &WaitArgs,
     output: ClusterOutput,
 ) -> Result<ExitCode> {
-    let waited = wait(cluster, group, namespace, timeout, interval, true).await?;
+    let waited = wait(
+        cluster,
+        group,
+        namespace,
+        waiting.timeout,
+        waiting.interval,
+        true,
+    )
+    .await?;
     print(&waited.report, output)?;
     Ok(exit_code(&waited.report, waited.timed_out))
 }
