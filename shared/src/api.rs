@@ -294,7 +294,7 @@ pub struct WorkflowTemplate {
     #[schemars(range(min = 1))]
     pub parallelism: Option<i64>,
 
-    /// Argo pod garbage collection, e.g. `{strategy: OnWorkflowCompletion}`.
+    /// Argo pod garbage collection, e.g. `{strategy: OnPodSuccess, deleteDelayDuration: 5m}`.
     #[serde(default, rename = "podGC", skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
     pub pod_gc: Option<Value>,

@@ -428,7 +428,7 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
                 .and_then(|i| i.get("name"))
                 .and_then(Value::as_str)
                 .unwrap_or("executor");
-            out.push(json!({
+            let mut template = json!({
                 "name": name,
                 "inputs": { "parameters": [
                     { "name": "helmrelease" },
@@ -444,7 +444,11 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
                         "--data", "{{inputs.parameters.data}}",
                     ],
                 },
-            }));
+            });
+            if let Some(command) = model::custom_command(e) {
+                template["container"]["command"] = json!(command);
+            }
+            out.push(template);
         }
     }
     out

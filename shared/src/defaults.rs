@@ -24,8 +24,12 @@ pub const WORKFLOW_NAMESPACE: &str = "orkestra";
 pub const SERVICE_ACCOUNT: &str = "orkestra";
 /// Parallelism of the Workflow and each DAG.
 pub const PARALLELISM: i64 = 10;
-/// Argo pod GC strategy.
-pub const POD_GC_STRATEGY: &str = "OnWorkflowCompletion";
+/// Argo pod GC strategy: a failed step's pod, and the executor's explanation in its log, stay
+/// until the Workflow is deleted; a succeeded step's pod goes after [`POD_GC_DELETE_DELAY`].
+/// (Argo's `OnWorkflowCompletion` would delete a failed pod as soon as the release ends.)
+pub const POD_GC_STRATEGY: &str = "OnPodSuccess";
+/// How long Argo keeps a succeeded step's pod (and its log) before deleting it.
+pub const POD_GC_DELETE_DELAY: &str = "5m";
 /// The executor image: this project's `kubectl-orkestra`, tagged with the crate version.
 pub const EXECUTOR_IMAGE: &str = concat!(
     "ghcr.io/orkestra-rs/kubectl-orkestra:v",
@@ -82,8 +86,9 @@ pub fn workflow_settings(spec: &ApplicationGroupSpec) -> WorkflowTemplate {
     wt.service_account_name
         .get_or_insert_with(|| SERVICE_ACCOUNT.into());
     wt.parallelism.get_or_insert(PARALLELISM);
-    wt.pod_gc
-        .get_or_insert_with(|| json!({ "strategy": POD_GC_STRATEGY }));
+    wt.pod_gc.get_or_insert_with(
+        || json!({ "strategy": POD_GC_STRATEGY, "deleteDelayDuration": POD_GC_DELETE_DELAY }),
+    );
     wt.executor_image
         .get_or_insert_with(|| EXECUTOR_IMAGE.into());
     wt
@@ -251,6 +256,11 @@ mod tests {
         let wt = &out["spec"]["workflowTemplate"];
         assert_eq!(wt["namespace"], "orkestra");
         assert_eq!(wt["parallelism"], 10);
+        // Failed steps' pods (and the executor's explanation) outlive the release.
+        assert_eq!(
+            wt["podGC"],
+            json!({"strategy": "OnPodSuccess", "deleteDelayDuration": "5m"})
+        );
         let names: Vec<&str> = wt["templates"]
             .as_array()
             .into_iter()

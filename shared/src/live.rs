@@ -109,6 +109,50 @@ pub fn nodes_unavailable(workflow: &Value) -> bool {
     empty && (set("/status/compressedNodes") || set("/status/offloadNodeStatusVersion"))
 }
 
+/// The message to show for a step. Argo writes why a step failed or waits (`main: Error (exit
+/// code 1)`, `ImagePullBackOff: ...`, `Unschedulable: ...`) on its pods only, never on the DAG
+/// or Retry nodes above them; so a step that is not a pod shows the message of its first pod
+/// that failed (else of one still waiting), named after its task when that is another chart or
+/// executor than the row's own.
+pub fn step_message(node: &ArgoNode, all: &[ArgoNode]) -> Option<String> {
+    if node.node_type == "Pod" {
+        return node.message.clone();
+    }
+    let task = |n: &ArgoNode| {
+        // Retry attempts are `<task>(N)`.
+        let d = n.display_name.as_str();
+        d.strip_suffix(')')
+            .and_then(|rest| rest.rsplit_once('('))
+            .map_or(d, |(t, _)| t)
+            .to_string()
+    };
+    let below = |n: &&ArgoNode| {
+        n.node_type == "Pod"
+            && n.message.is_some()
+            && n.name
+                .strip_prefix(node.name.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('('))
+    };
+    let pods: Vec<&ArgoNode> = all.iter().filter(below).collect();
+    let with_phase = |phases: &[&str]| {
+        pods.iter()
+            .copied()
+            .find(|n| phases.contains(&n.phase.as_str()))
+    };
+    let culprit = with_phase(&["Failed", "Error"]).or_else(|| with_phase(&["Pending", "Running"]));
+    match culprit {
+        Some(pod) => {
+            let message = pod.message.clone().unwrap_or_default();
+            if task(pod) == task(node) {
+                Some(message)
+            } else {
+                Some(format!("{}: {message}", task(pod)))
+            }
+        }
+        None => node.message.clone(),
+    }
+}
+
 /// What a node released, from its task path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -667,7 +711,7 @@ impl StatusReport {
                         if n.is_active_suspend() {
                             Some("waiting at the gate: run `kubectl orkestra promote`".into())
                         } else {
-                            n.message.clone()
+                            step_message(n, &wf_nodes)
                         }
                     }),
                     started_at: node.and_then(|n| n.started_at).map(format_time),
@@ -859,6 +903,84 @@ mod tests {
                 .starts_with("Suspended (1/2 applications released; waiting at the gate of api"),
             "{}",
             report.summary()
+        );
+    }
+
+    #[test]
+    fn a_failed_or_waiting_step_shows_its_pods_message() {
+        let mut failed = node(
+            "shop-r1.api.worker",
+            "worker",
+            "executor-helmrelease",
+            "Pod",
+            "Failed",
+        );
+        failed["message"] = json!("main: Error (exit code 1)");
+        let mut pending = node(
+            "shop-r1.db.db",
+            "db",
+            "executor-helmrelease",
+            "Pod",
+            "Pending",
+        );
+        pending["message"] = json!("Unschedulable: 0/1 nodes are available");
+        let wf = json!({"metadata": {"name": "shop-r1", "namespace": "orkestra"},
+        "status": {"phase": "Running", "nodes": {
+            "a": node("shop-r1", "shop-r1", "entry", "DAG", "Running"),
+            "b": node("shop-r1.db", "db", "app-db", "DAG", "Running"),
+            "c": pending,
+            "d": node("shop-r1.api", "api", "app-api", "DAG", "Failed"),
+            "e": failed,
+            "f": node("shop-r1.api.api", "api", "executor-helmrelease", "Pod", "Omitted"),
+        }}});
+        let spec = spec();
+        let report = StatusReport::build(&Observed {
+            group: "shop",
+            spec: &spec,
+            conditions: &[],
+            revision: Some((1, true)),
+            workflow: Some(&wf),
+            helm_releases: &[],
+            now: 0,
+        });
+        let messages: Vec<Option<&str>> = report
+            .rows
+            .iter()
+            .map(|r| r.step_message.as_deref())
+            .collect();
+        assert_eq!(
+            messages,
+            vec![
+                Some("Unschedulable: 0/1 nodes are available"),
+                Some("worker: main: Error (exit code 1)"),
+                Some("main: Error (exit code 1)"),
+            ]
+        );
+        // A retried step: the attempt's message, under the task's own name.
+        let mut attempt = ArgoNode {
+            name: "w.db.db(1)".into(),
+            display_name: "db(1)".into(),
+            node_type: "Pod".into(),
+            phase: "Failed".into(),
+            message: Some("main: Error (exit code 2)".into()),
+            ..ArgoNode::default()
+        };
+        let retry = ArgoNode {
+            name: "w.db.db".into(),
+            display_name: "db".into(),
+            node_type: "Retry".into(),
+            phase: "Failed".into(),
+            message: Some("No more retries left".into()),
+            ..ArgoNode::default()
+        };
+        assert_eq!(
+            step_message(&retry, &[retry.clone(), attempt.clone()]).as_deref(),
+            Some("main: Error (exit code 2)")
+        );
+        attempt.message = None;
+        assert_eq!(
+            step_message(&retry, &[retry.clone(), attempt]).as_deref(),
+            Some("No more retries left")
         );
     }
 

@@ -138,6 +138,30 @@ pub fn keptn_config_map(executor: &Executor) -> Option<(String, String)> {
     Some((get("name")?, get("namespace")?))
 }
 
+/// The command of a custom executor's container, `image.command`, when it is a non-empty list of
+/// strings. The executor's arguments (`--spec ...`) follow it, so the image's entrypoint need not
+/// be looked up in its registry.
+pub fn custom_command(executor: &Executor) -> Option<Vec<String>> {
+    executor
+        .image
+        .as_ref()?
+        .get("command")?
+        .as_array()
+        .filter(|a| !a.is_empty())?
+        .iter()
+        .map(|w| w.as_str().map(str::to_string))
+        .collect()
+}
+
+/// True when a custom executor sets `image.command` to something [`custom_command`] cannot use.
+pub fn custom_command_unusable(executor: &Executor) -> bool {
+    let set = executor
+        .image
+        .as_ref()
+        .is_some_and(|i| i.get("command").is_some());
+    set && custom_command(executor).is_none()
+}
+
 /// The container image of a custom executor: `image.image`.
 pub fn custom_image(executor: &Executor) -> Option<String> {
     executor

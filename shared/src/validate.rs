@@ -429,6 +429,14 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
                     format!("custom {who} needs image.image, the container image to run"),
                 );
             }
+            if model::custom_command_unusable(executor) {
+                report.error(
+                    format!("{path}.image.command"),
+                    format!(
+                        "custom {who}: image.command must be a non-empty list of strings, e.g. [sh, -c, \"...\", smoke]"
+                    ),
+                );
+            }
         }
     }
 }

@@ -1085,19 +1085,22 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
 }
 
 #[tokio::test]
-async fn bookinfo_workflow_is_accepted_by_argo_and_calls_the_executor_right() -> Result<()> {
+async fn bookinfo_workflow_fits_the_argo_crd_schema_and_gives_each_step_its_release() -> Result<()>
+{
     workflow_calls_the_executor_right("bookinfo.yaml").await
 }
 
 #[tokio::test]
-async fn five_g_core_workflow_is_accepted_by_argo_and_calls_the_executor_right() -> Result<()> {
+async fn five_g_core_workflow_fits_the_argo_crd_schema_and_gives_each_step_its_release()
+-> Result<()> {
     workflow_calls_the_executor_right("5g-core.yaml").await
 }
 
-/// One step exactly as Argo would run it: the executor template's args with the step's
-/// parameters substituted, against the cluster, until the (played) Flux reports Ready.
+/// One step's arguments, substituted as Argo would, run the executor as a process against the
+/// cluster until the (played) Flux reports Ready. Real steps under the real Argo and Flux:
+/// real_release.rs.
 #[tokio::test]
-async fn a_generated_step_runs_as_argo_would_run_it() -> Result<()> {
+async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() -> Result<()> {
     let cluster = cluster_or_skip!();
     let scope = cluster.scope("exec-wf-step");
     let client = cluster.client().await?;

@@ -662,7 +662,7 @@ async fn promote_continues_a_release_paused_at_a_gate() -> Result<()> {
 }
 
 #[tokio::test]
-async fn rollback_after_a_failed_release_removes_added_applications_and_restores_the_spec()
+async fn rollback_after_a_failed_release_restores_the_spec_with_a_workflow_removing_added_applications()
 -> Result<()> {
     let cluster = cluster_or_skip!();
     let _lock = CRD_LOCK.read().await;
