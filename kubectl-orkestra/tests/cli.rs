@@ -232,3 +232,147 @@ fn bad_flags_are_usage_errors_except_in_the_executor() {
         Some(3)
     );
 }
+
+// === hostile and odd input (every input is bounded and every problem names its file) ===
+
+/// A fresh directory for one test, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("orkestra-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the binary, killing it if it takes longer than `secs` (a run that never ends fails).
+fn run_bounded(args: &[&str], secs: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-orkestra"))
+        .args(args)
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("kubectl-orkestra {args:?} ran longer than {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("the binary exits")
+}
+
+#[test]
+fn symlink_loops_end_and_each_file_is_read_once() {
+    let dir = Scratch::new("loop");
+    std::fs::copy(
+        repo().join("examples/bookinfo.yaml"),
+        dir.0.join("bookinfo.yaml"),
+    )
+    .expect("copy");
+    std::fs::create_dir(dir.0.join("sub")).expect("sub");
+    std::os::unix::fs::symlink("..", dir.0.join("sub/up")).expect("loop");
+    std::os::unix::fs::symlink(".", dir.0.join("here")).expect("loop");
+    let out = run_bounded(&["validate", "-f", &dir.path(""), "-R"], 20);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "bookinfo: valid\n");
+
+    // A symlink to itself is named and makes the run invalid, without ending it.
+    std::os::unix::fs::symlink("self.yaml", dir.0.join("self.yaml")).expect("self loop");
+    let out = run_bounded(&["validate", "-f", &dir.path(""), "-R"], 20);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("bookinfo: valid\n"), "{text}");
+    assert!(
+        text.contains(&format!("{}: cannot be read: ", dir.path("self.yaml"))),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_named_and_the_others_are_still_checked() {
+    let dir = Scratch::new("utf8");
+    std::fs::copy(repo().join("examples/bookinfo.yaml"), dir.0.join("a.yaml")).expect("copy");
+    std::fs::write(
+        dir.0.join("b.yaml"),
+        b"kind: ApplicationGroup\nname: \xff\xfe\n",
+    )
+    .expect("write");
+    let out = run_bounded(&["validate", "-f", &dir.path("")], 20);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "bookinfo: valid\n{}: not UTF-8 text (invalid byte at offset 29)\n",
+            dir.path("b.yaml")
+        )
+    );
+}
+
+#[test]
+fn graph_of_an_empty_file_says_there_is_no_group() {
+    let dir = Scratch::new("empty");
+    let empty = dir.path("empty.yaml");
+    std::fs::write(&empty, "").expect("write");
+    let out = run_bounded(&["graph", "-f", &empty], 20);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        format!("error: no ApplicationGroup found in {empty}\n")
+    );
+}
+
+#[test]
+fn a_directory_without_yaml_is_named() {
+    let dir = Scratch::new("noyaml");
+    std::fs::write(dir.0.join("README.txt"), "not a manifest").expect("write");
+    let out = run_bounded(&["validate", "-f", &dir.path("")], 20);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("error: no ApplicationGroup found in {}\n", dir.path(""))
+    );
+}
+
+#[test]
+fn endless_input_is_read_up_to_a_bound() {
+    let out = run_bounded(&["validate", "-f", "/dev/zero"], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "/dev/zero: larger than 64 MiB; not read (no Kubernetes object comes near that)\n"
+    );
+}
+
+#[test]
+fn negative_parallelism_is_refused_as_the_crd_does() {
+    let text = std::fs::read_to_string(repo().join("examples/bookinfo.yaml")).expect("example");
+    let text = text.replace(
+        "spec:\n  applications:",
+        "spec:\n  workflowTemplate:\n    parallelism: -1\n  applications:",
+    );
+    let out = run(&["validate", "-f", "-"], Some(&text));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "bookinfo: spec.workflowTemplate.parallelism: must be at least 1 (got -1)\n"
+    );
+}

@@ -21,6 +21,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::limits;
+
 /// API group of the ApplicationGroup kind.
 pub const GROUP: &str = "orkestra.azure.microsoft.com";
 /// The only API version.
@@ -75,7 +77,7 @@ pub const KIND: &str = "ApplicationGroup";
 pub struct ApplicationGroupSpec {
     /// The applications of the group; each is one Helm chart.
     #[serde(default)]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = limits::MAX_APPLICATIONS))]
     pub applications: Vec<Application>,
 
     /// Kept for compatibility with the original API, which never used it.
@@ -93,10 +95,12 @@ pub struct ApplicationGroupSpec {
 pub struct Application {
     /// Name of the application, unique in the group.
     #[serde(default)]
+    #[schemars(length(max = limits::MAX_NAME_CHARS))]
     pub name: String,
 
     /// Names of applications of the same group that must be released first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_DEPENDENCIES), inner(length(max = limits::MAX_NAME_CHARS)))]
     pub dependencies: Vec<String>,
 
     /// The chart, its release settings, subcharts and executors.
@@ -118,11 +122,13 @@ pub struct ApplicationSpec {
 
     /// Release order among the chart's own subcharts; each listed subchart is released on its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_SUBCHARTS))]
     pub subcharts: Vec<Subchart>,
 
     /// The executors that release this application, in dependency order among themselves.
     /// Empty means one `helmrelease` executor (the mutating webhook makes it explicit).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_EXECUTORS))]
     pub workflow: Vec<Executor>,
 
     /// A manual gate (extension): when true, a release pauses before this application until
@@ -203,10 +209,12 @@ pub struct Release {
 pub struct Subchart {
     /// Name of the subchart (as in the parent chart's dependencies).
     #[serde(default)]
+    #[schemars(length(max = limits::MAX_NAME_CHARS))]
     pub name: String,
 
     /// Subcharts of the same application released first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_DEPENDENCIES), inner(length(max = limits::MAX_NAME_CHARS)))]
     pub dependencies: Vec<String>,
 
     /// Chart version of the subchart in the application's repository (extension; default: the
@@ -221,10 +229,12 @@ pub struct Subchart {
 pub struct Executor {
     /// Name of the executor, unique within the application.
     #[serde(default)]
+    #[schemars(length(max = limits::MAX_NAME_CHARS))]
     pub name: String,
 
     /// Executors of the same application that run first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::MAX_DEPENDENCIES), inner(length(max = limits::MAX_NAME_CHARS)))]
     pub dependencies: Vec<String>,
 
     /// `helmrelease`, `keptn` or `custom`.

@@ -129,7 +129,45 @@ pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value>
         out.push(keptn_template());
     }
     out.extend(custom_templates(apps));
+    for t in &mut out {
+        harden(t);
+    }
     out
+}
+
+/// Gives a container template the security context and resources every step pod runs with:
+/// no privilege escalation, no capabilities, the runtime's seccomp profile, and requests plus
+/// a memory limit (so a step can neither take the node's memory nor go unscheduled under
+/// quota). Our own executor (`command: [kubectl-orkestra]`) also runs as the image's non-root
+/// user 65532 with a read-only root filesystem; keptn and custom images are the user's, and may
+/// need to write or run as root. Fields the template already has are kept.
+pub fn harden(template: &mut Value) {
+    let Some(container) = template.get_mut("container").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let ours = container
+        .get("command")
+        .and_then(|c| c.get(0))
+        .and_then(Value::as_str)
+        == Some("kubectl-orkestra");
+    let mut security = json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": { "drop": ["ALL"] },
+        "seccompProfile": { "type": "RuntimeDefault" },
+    });
+    if ours {
+        security["runAsNonRoot"] = json!(true);
+        security["runAsUser"] = json!(65532);
+        security["runAsGroup"] = json!(65532);
+        security["readOnlyRootFilesystem"] = json!(true);
+    }
+    container.entry("securityContext").or_insert(security);
+    container.entry("resources").or_insert_with(|| {
+        json!({
+            "requests": { "cpu": "10m", "memory": "32Mi" },
+            "limits": { "memory": if ours { "128Mi" } else { "512Mi" } },
+        })
+    });
 }
 
 /// The DAG of one application, plus the per-chart executor DAGs it needs.

@@ -8,13 +8,10 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use petgraph::algo::tarjan_scc;
-use petgraph::graphmap::DiGraphMap;
-
 /// At most this many cycles are listed per graph; a pathological graph has exponentially many.
 pub const MAX_CYCLES: usize = 32;
-/// Work budget (DFS steps) of the cycle enumeration.
-const CYCLE_STEPS: usize = 200_000;
+/// Work budget (dependency edges followed) of the search for cycles.
+pub const CYCLE_STEPS: usize = 200_000;
 
 /// A dependency graph over named nodes.
 #[derive(Debug, Clone, Default)]
@@ -31,8 +28,90 @@ pub struct Dag {
 pub struct Cycles {
     /// Each cycle starts at its lowest node index; `a, b, c` reads "a depends on b, b on c, c on a".
     pub cycles: Vec<Vec<usize>>,
-    /// True when more cycles exist than were listed.
-    pub truncated: bool,
+    /// Why the list may not be complete; `None` when it lists every cycle.
+    pub incomplete: Option<Incomplete>,
+}
+
+/// Why [`Dag::cycles`] stopped listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incomplete {
+    /// More than [`MAX_CYCLES`] cycles exist.
+    MoreCycles,
+    /// The search used up its [`CYCLE_STEPS`] steps; there may be more cycles.
+    OutOfSteps,
+}
+
+/// How a search for the cycles through one node ended.
+enum Search {
+    Done,
+    MoreCycles,
+    OutOfSteps,
+}
+
+/// The depth-first search for every simple path from a node back to itself, with an explicit
+/// stack (a ring of any length cannot overflow the thread's stack).
+struct PathSearch {
+    on_path: Vec<bool>,
+    path: Vec<usize>,
+    /// For each node on the path, the position of the next dependency to try.
+    next: Vec<usize>,
+}
+
+impl PathSearch {
+    fn new(len: usize) -> Self {
+        Self {
+            on_path: vec![false; len],
+            path: Vec::new(),
+            next: Vec::new(),
+        }
+    }
+
+    /// Appends the cycles through `start` that stay among the `member` nodes (all above
+    /// `start`), until [`MAX_CYCLES`] are listed or `budget` steps are used up.
+    fn run(
+        &mut self,
+        dag: &Dag,
+        start: usize,
+        member: &[bool],
+        budget: &mut usize,
+        cycles: &mut Vec<Vec<usize>>,
+    ) -> Search {
+        self.path.push(start);
+        self.next.push(0);
+        self.on_path[start] = true;
+        let status = loop {
+            let (Some(&at), Some(pos)) = (self.path.last(), self.next.last_mut()) else {
+                break Search::Done;
+            };
+            let Some(&dep) = dag.deps[at].get(*pos) else {
+                self.on_path[at] = false;
+                self.path.pop();
+                self.next.pop();
+                continue;
+            };
+            *pos += 1;
+            if *budget == 0 {
+                break Search::OutOfSteps;
+            }
+            *budget -= 1;
+            if dep == start {
+                if cycles.len() == MAX_CYCLES {
+                    break Search::MoreCycles;
+                }
+                cycles.push(self.path.clone());
+            } else if member[dep] && !self.on_path[dep] {
+                self.on_path[dep] = true;
+                self.path.push(dep);
+                self.next.push(0);
+            }
+        };
+        for &n in &self.path {
+            self.on_path[n] = false;
+        }
+        self.path.clear();
+        self.next.clear();
+        status
+    }
 }
 
 impl Dag {
@@ -221,83 +300,145 @@ impl Dag {
 
     /// Every elementary cycle (up to [`MAX_CYCLES`]), each listed once, starting at its lowest
     /// node, in order of that node.
+    ///
+    /// Johnson's scheme without recursion: take the strongly connected component with the
+    /// lowest node `s`, list the cycles through `s` inside it, remove `s`, split the rest into
+    /// components again, and repeat. Every component with more than one node holds a cycle, so
+    /// each round lists at least one, and a ring of any length costs a few passes over it. The
+    /// path search is bounded by [`CYCLE_STEPS`]; when that runs out, the cycle found by a
+    /// breadth-first search is listed instead and the result says the list may be incomplete.
     pub fn cycles(&self) -> Cycles {
-        let mut graph = DiGraphMap::<usize, ()>::with_capacity(self.len(), self.len());
-        for i in 0..self.len() {
-            graph.add_node(i);
-            for &d in &self.deps[i] {
-                graph.add_edge(i, d, ());
-            }
-        }
         let mut out = Cycles::default();
         let mut budget = CYCLE_STEPS;
-        let mut components: Vec<Vec<usize>> = tarjan_scc(&graph)
+        let mut member = vec![true; self.len()];
+        let all: Vec<usize> = (0..self.len()).collect();
+        let mut pending: BinaryHeap<Reverse<Vec<usize>>> = self
+            .components(&all, &member)
             .into_iter()
-            .filter(|c| c.len() > 1)
-            .map(|mut c| {
-                c.sort_unstable();
-                c
-            })
+            .map(Reverse)
             .collect();
-        components.sort();
-        for component in components {
-            let mut in_component = vec![false; self.len()];
+        member.fill(false);
+        let mut search = PathSearch::new(self.len());
+        while let Some(Reverse(component)) = pending.pop() {
+            let start = component[0];
             for &n in &component {
-                in_component[n] = true;
+                member[n] = true;
             }
-            for &start in &component {
-                // Cycles through `start` that only visit higher nodes: each cycle is found once,
-                // from its lowest node.
-                let mut path = vec![start];
-                let mut on_path = vec![false; self.len()];
-                on_path[start] = true;
-                self.cycles_from(
-                    start,
-                    start,
-                    &in_component,
-                    &mut path,
-                    &mut on_path,
-                    &mut budget,
-                    &mut out,
-                );
-                if out.truncated {
+            let found = out.cycles.len();
+            let status = search.run(self, start, &member, &mut budget, &mut out.cycles);
+            if out.cycles.len() == found {
+                // The budget ran out before the first cycle through `start`: list the shortest.
+                out.cycles.extend(self.shortest_cycle(start, &member));
+            }
+            match status {
+                Search::Done => {}
+                Search::MoreCycles => {
+                    out.incomplete = Some(Incomplete::MoreCycles);
                     return out;
+                }
+                Search::OutOfSteps => {
+                    out.incomplete = Some(Incomplete::OutOfSteps);
+                    return out;
+                }
+            }
+            member[start] = false;
+            let rest = &component[1..];
+            pending.extend(self.components(rest, &member).into_iter().map(Reverse));
+            for &n in rest {
+                member[n] = false;
+            }
+        }
+        out
+    }
+
+    /// The strongly connected components of more than one node of the subgraph made of the
+    /// `member` nodes, each sorted (Tarjan's algorithm with an explicit stack). `nodes` lists
+    /// the members.
+    fn components(&self, nodes: &[usize], member: &[bool]) -> Vec<Vec<usize>> {
+        const UNSEEN: usize = usize::MAX;
+        let mut index = vec![UNSEEN; self.len()];
+        let mut low = vec![0; self.len()];
+        let mut on_stack = vec![false; self.len()];
+        let mut stack = Vec::new();
+        let mut calls: Vec<(usize, usize)> = Vec::new();
+        let mut next = 0;
+        let mut out = Vec::new();
+        for &root in nodes {
+            if index[root] != UNSEEN {
+                continue;
+            }
+            index[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root);
+            on_stack[root] = true;
+            calls.push((root, 0));
+            while let Some(&(v, pos)) = calls.last() {
+                if let Some(&w) = self.deps[v].get(pos) {
+                    if let Some(top) = calls.last_mut() {
+                        top.1 += 1;
+                    }
+                    if !member[w] {
+                        continue;
+                    }
+                    if index[w] == UNSEEN {
+                        index[w] = next;
+                        low[w] = next;
+                        next += 1;
+                        stack.push(w);
+                        on_stack[w] = true;
+                        calls.push((w, 0));
+                    } else if on_stack[w] {
+                        low[v] = low[v].min(index[w]);
+                    }
+                    continue;
+                }
+                calls.pop();
+                if let Some(&(u, _)) = calls.last() {
+                    low[u] = low[u].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    let mut component = Vec::new();
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        component.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    if component.len() > 1 {
+                        component.sort_unstable();
+                        out.push(component);
+                    }
                 }
             }
         }
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn cycles_from(
-        &self,
-        start: usize,
-        at: usize,
-        in_component: &[bool],
-        path: &mut Vec<usize>,
-        on_path: &mut [bool],
-        budget: &mut usize,
-        out: &mut Cycles,
-    ) {
-        for &next in &self.deps[at] {
-            if out.truncated {
-                return;
-            }
-            if *budget == 0 || out.cycles.len() == MAX_CYCLES {
-                out.truncated = true;
-                return;
-            }
-            *budget -= 1;
-            if next == start {
-                out.cycles.push(path.clone());
-            } else if next > start && in_component[next] && !on_path[next] {
-                on_path[next] = true;
-                path.push(next);
-                self.cycles_from(start, next, in_component, path, on_path, budget, out);
-                path.pop();
-                on_path[next] = false;
+    /// The shortest cycle through `start` among the `member` nodes (breadth-first), if any.
+    fn shortest_cycle(&self, start: usize, member: &[bool]) -> Option<Vec<usize>> {
+        let mut parent = vec![usize::MAX; self.len()];
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(at) = queue.pop_front() {
+            for &next in &self.deps[at] {
+                if next == start {
+                    let mut cycle = vec![at];
+                    let mut n = at;
+                    while n != start {
+                        n = parent[n];
+                        cycle.push(n);
+                    }
+                    cycle.reverse();
+                    return Some(cycle);
+                }
+                if member[next] && parent[next] == usize::MAX {
+                    parent[next] = at;
+                    queue.push_back(next);
+                }
             }
         }
+        None
     }
 
     /// A cycle as text: `a -> b -> c -> a`.
@@ -359,7 +500,7 @@ mod tests {
         let c = g.cycles();
         let text: Vec<String> = c.cycles.iter().map(|c| g.describe_cycle(c)).collect();
         assert_eq!(text, vec!["db -> api -> cache -> db", "db -> api -> db"]);
-        assert!(!c.truncated);
+        assert_eq!(c.incomplete, None);
         assert_eq!(g.topological_order(), None);
         assert_eq!(g.levels(), None);
     }
@@ -373,8 +514,63 @@ mod tests {
                 .map(|n| (n.as_str(), names.iter().map(String::as_str))),
         );
         let c = g.cycles();
-        assert!(c.truncated);
+        assert_eq!(c.incomplete, Some(Incomplete::MoreCycles));
         assert_eq!(c.cycles.len(), MAX_CYCLES);
+    }
+
+    fn ring(n: usize) -> Dag {
+        let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+        Dag::new((0..n).map(|i| {
+            (
+                names[i].as_str(),
+                std::iter::once(names[(i + 1) % n].as_str()),
+            )
+        }))
+    }
+
+    #[test]
+    fn a_long_ring_is_one_cycle_found_without_recursion() {
+        // 50,000 nodes: the recursive search overflowed the stack from about 13,000.
+        let g = ring(50_000);
+        let c = g.cycles();
+        assert_eq!(c.incomplete, None);
+        assert_eq!(c.cycles.len(), 1);
+        assert_eq!(c.cycles[0], (0..50_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_step_budget_is_honest_and_still_names_a_cycle() {
+        // s -> l -> (a2 | b2) -> ... -> (a20 | b20) -> l, and l -> s last: 2^19 simple paths
+        // through the ladder dead-end at `l` before the search tries l -> s.
+        let layers = 20;
+        let mut names = vec!["s".to_string(), "l".to_string()];
+        for i in 2..=layers {
+            names.push(format!("a{i}"));
+            names.push(format!("b{i}"));
+        }
+        let layer = |i: usize| vec![names[2 * i - 2].clone(), names[2 * i - 1].clone()];
+        let mut deps: Vec<Vec<String>> = vec![vec!["l".into()]];
+        let mut l = layer(2);
+        l.push("s".into());
+        deps.push(l);
+        for i in 2..=layers {
+            let next = if i == layers {
+                vec!["l".into()]
+            } else {
+                layer(i + 1)
+            };
+            deps.push(next.clone());
+            deps.push(next);
+        }
+        let g = Dag::new(
+            names
+                .iter()
+                .zip(&deps)
+                .map(|(n, d)| (n.as_str(), d.iter().map(String::as_str))),
+        );
+        let c = g.cycles();
+        assert_eq!(c.incomplete, Some(Incomplete::OutOfSteps));
+        assert_eq!(c.cycles, vec![vec![0, 1]]);
     }
 
     #[test]

@@ -39,6 +39,9 @@ impl Document {
 pub fn documents(text: &str) -> Result<Vec<Document>, LoadError> {
     // serde-saphyr reads JSON too (YAML 1.2 is a superset), so there is one code path.
     let values: Vec<Value> = serde_saphyr::from_str_multiple(text).map_err(|e| {
+        if let Some(message) = budget_message(&e) {
+            return LoadError { message };
+        }
         // The first line says what and where ("line 3 column 6: ..."); the rest is a snippet.
         let full = e.to_string();
         let first = full.lines().next().unwrap_or_default();
@@ -65,6 +68,38 @@ pub fn documents(text: &str) -> Result<Vec<Document>, LoadError> {
     Ok(out)
 }
 
+/// The reader's limits (alias bombs, huge or deep documents) in words, with the limit.
+fn budget_message(e: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() else {
+        return None;
+    };
+    let max = serde_saphyr::Budget::default();
+    Some(match breach {
+        B::Nodes { .. } => format!(
+            "too many YAML values: at most {} in one input",
+            max.max_nodes
+        ),
+        B::Depth { .. } => format!("nested too deeply: at most {} levels", max.max_depth),
+        B::Documents { .. } => format!(
+            "too many YAML documents: at most {} in one input",
+            max.max_documents
+        ),
+        B::ScalarBytes { .. } => format!(
+            "too much text in YAML values: at most {} MiB in one input",
+            max.max_total_scalar_bytes >> 20
+        ),
+        B::Aliases { .. }
+        | B::Anchors { .. }
+        | B::AliasAnchorRatio { .. }
+        | B::MergeKeys { .. } => {
+            "too many YAML aliases, anchors or merge keys (expanding them would explode)"
+                .to_string()
+        }
+        _ => "the YAML is too large or too complex to read".to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +117,16 @@ mod tests {
         let docs = documents(r#"{"kind": "ApplicationGroup", "metadata": {"name": "x"}}"#)
             .unwrap_or_default();
         assert_eq!(docs[0].name(), "x");
+    }
+
+    #[test]
+    fn reader_limits_are_told_in_words() {
+        let many = format!("[{}]", vec!["0"; 250_001].join(","));
+        let e = documents(&many)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert_eq!(e, "too many YAML values: at most 250000 in one input");
     }
 
     #[test]

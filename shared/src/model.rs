@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{Application, ApplicationGroupSpec, Executor};
+use crate::limits;
 use crate::names::{self, DNS1123_LABEL_MAX, HELM_RELEASE_NAME_MAX};
 
 /// A spec that does not fit the API types, with the field it broke at.
@@ -17,7 +18,8 @@ pub struct SpecError {
     pub message: String,
 }
 
-/// Reads `spec` of an ApplicationGroup object into the typed API.
+/// Reads `spec` of an ApplicationGroup object into the typed API; an object beyond the
+/// [`limits`] is refused before it is read.
 pub fn parse_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
     let Some(spec) = object.get("spec") else {
         return Err(SpecError {
@@ -25,6 +27,12 @@ pub fn parse_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
             message: "the group has no spec".into(),
         });
     };
+    if let Some(e) = limits::check(object).into_iter().next() {
+        return Err(SpecError {
+            path: e.path,
+            message: e.message,
+        });
+    }
     ApplicationGroupSpec::deserialize(spec).map_err(|_| {
         // serde_json's own error has no path; run again with path tracking (errors are rare).
         match serde_path_to_error::deserialize::<_, ApplicationGroupSpec>(spec) {

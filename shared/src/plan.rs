@@ -439,7 +439,9 @@ pub fn rollback_workflow(
         );
         if !tasks.is_empty() {
             templates.push(json!({ "name": REMOVE_TEMPLATE, "dag": { "tasks": tasks } }));
-            templates.push(argo::executor_template(DELETE_TEMPLATE, &image, "delete"));
+            let mut delete = argo::executor_template(DELETE_TEMPLATE, &image, "delete");
+            argo::harden(&mut delete);
+            templates.push(delete);
         }
     }
     spec["entrypoint"] = json!(ROLLBACK_ENTRYPOINT);

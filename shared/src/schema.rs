@@ -1,6 +1,6 @@
 //! The CRD's OpenAPI schema, used offline the way the API server uses it: fields the schema does
 //! not know are reported (the API server would refuse or prune them), so nothing a user wrote
-//! disappears unnoticed.
+//! disappears unnoticed, and numbers below a `minimum` are refused as the API server would.
 
 use std::sync::LazyLock;
 
@@ -27,7 +27,13 @@ pub fn unknown_fields(object: &Value, report: &mut dyn FnMut(String, String)) {
     };
     for root in ["spec", "status"] {
         if let (Some(value), Some(schema)) = (object.get(root), props.get(root)) {
-            walk(value, schema, &mut vec![Step::Key(root)], report);
+            walk(
+                value,
+                schema,
+                &mut vec![Step::Key(root)],
+                &mut names::Hints::default(),
+                report,
+            );
         }
     }
 }
@@ -42,6 +48,7 @@ fn walk<'a>(
     value: &'a Value,
     schema: &Value,
     path: &mut Vec<Step<'a>>,
+    hints: &mut names::Hints,
     report: &mut dyn FnMut(String, String),
 ) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
@@ -55,9 +62,10 @@ fn walk<'a>(
             for (key, v) in map {
                 path.push(Step::Key(key));
                 match props.get(key) {
-                    Some(s) => walk(v, s, path, report),
+                    Some(s) => walk(v, s, path, hints, report),
                     None => {
-                        let hint = names::closest(key, props.keys().map(String::as_str))
+                        let hint = hints
+                            .closest(key, props.keys().map(String::as_str))
                             .map(|c| format!(" (did you mean {c:?}?)"))
                             .unwrap_or_default();
                         report(render(path), format!("unknown field {key:?}{hint}"));
@@ -70,9 +78,18 @@ fn walk<'a>(
             if let Some(s) = schema.get("items") {
                 for (i, v) in items.iter().enumerate() {
                     path.push(Step::Index(i));
-                    walk(v, s, path, report);
+                    walk(v, s, path, hints, report);
                     path.pop();
                 }
+            }
+        }
+        Value::Number(n) => {
+            // The CRD's `minimum` bounds (parallelism, deadlines), as the API server applies them.
+            if let (Some(v), Some(min)) =
+                (n.as_f64(), schema.get("minimum").and_then(Value::as_f64))
+                && v < min
+            {
+                report(render(path), format!("must be at least {min} (got {n})"));
             }
         }
         _ => {}

@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, KIND};
-use crate::graph::Dag;
-use crate::names::{self, DNS1123_LABEL_MAX};
-use crate::{duration, model, schema};
+use crate::graph::{self, Dag, Incomplete};
+use crate::names::{self, DNS1123_LABEL_MAX, Hints};
+use crate::{duration, limits, model, schema};
 
 /// etcd refuses requests over 1.5 MiB (`--max-request-bytes` default), so no larger object can be stored.
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -74,7 +74,43 @@ impl Report {
 
 /// Validates a whole ApplicationGroup object (`apiVersion`, `kind`, `metadata`, `spec`) as the
 /// API server would receive it; `old` is the stored object on UPDATE.
+///
+/// On UPDATE the rules ratchet: a violation the stored object already had (the same message)
+/// is a warning, not an error, so a group stored before a rule existed can still be labelled,
+/// finalized and repaired step by step. Only what the update itself breaks is refused.
 pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
+    let mut report = validate_one(new);
+    let Some(old) = old else {
+        return report;
+    };
+    if let Some(old_spec) = model::parse_spec(old).ok()
+        && let Ok(spec) = model::parse_spec(new)
+    {
+        compare_with_stored(&old_spec, &spec, &mut report);
+    }
+    if report.errors.is_empty() {
+        return report;
+    }
+    let before: std::collections::HashSet<String> = validate_one(old)
+        .errors
+        .into_iter()
+        .map(|v| v.message)
+        .collect();
+    let (kept, stale): (Vec<Violation>, Vec<Violation>) = report
+        .errors
+        .into_iter()
+        .partition(|v| !before.contains(&v.message));
+    report.errors = kept;
+    report.warnings.extend(stale.into_iter().map(|v| {
+        Violation::new(
+            v.path,
+            format!("already invalid before this update: {}", v.message),
+        )
+    }));
+    report
+}
+
+fn validate_one(new: &Value) -> Report {
     let mut report = Report::default();
     if new.get("kind").and_then(Value::as_str) != Some(KIND) {
         report.error("kind", format!("expected kind {KIND}"));
@@ -90,14 +126,17 @@ pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
     if name.is_empty() && generate_name.is_none() {
         report.error("metadata.name", "the group needs a name");
     }
+    // The size limits first: one linear pass, and nothing else runs on an object beyond them.
+    let exceeded = limits::check(new);
+    if !exceeded.is_empty() {
+        for e in exceeded {
+            report.error(e.path, e.message);
+        }
+        return report;
+    }
     schema::unknown_fields(new, &mut |path, message| report.error(path, message));
     match model::parse_spec(new) {
-        Ok(spec) => {
-            validate_spec(&spec, &mut report);
-            if let Some(old_spec) = old.and_then(|o| model::parse_spec(o).ok()) {
-                compare_with_stored(&old_spec, &spec, &mut report);
-            }
-        }
+        Ok(spec) => validate_spec(&spec, &mut report),
         Err(e) => report.error(e.path, e.message),
     }
     let size = json_size(new);
@@ -148,9 +187,10 @@ pub fn validate_spec(spec: &ApplicationGroupSpec, report: &mut Report) {
         .iter()
         .map(|a| (a.name.as_str(), a.dependencies.as_slice()))
         .collect();
-    level.check(&items, report);
+    let mut hints = Hints::default();
+    level.check(&items, &mut hints, report);
     for (i, app) in apps.iter().enumerate() {
-        validate_application(i, app, report);
+        validate_application(i, app, &mut hints, report);
     }
     check_release_names(apps, report);
     if let Some(wt) = &spec.workflow_template
@@ -180,7 +220,7 @@ struct Level {
 
 impl Level {
     /// Names, duplicates, unknown and self dependencies, and cycles.
-    fn check(&self, items: &[(&str, &[String])], report: &mut Report) {
+    fn check(&self, items: &[(&str, &[String])], hints: &mut Hints, report: &mut Report) {
         let Self {
             what,
             owner,
@@ -229,7 +269,8 @@ impl Level {
                 if dep == name {
                     report.error(path(), format!("{what} {name:?}{owner} depends on itself"));
                 } else if !first.contains_key(dep.as_str()) {
-                    let hint = names::closest(dep, items.iter().map(|(n, _)| *n))
+                    let hint = hints
+                        .closest(dep, items.iter().map(|(n, _)| *n))
                         .map(|c| format!(" (did you mean {c:?}?)"))
                         .unwrap_or_default();
                     report.error(
@@ -264,16 +305,29 @@ impl Level {
                 format!("{}: {}", self.cycle, graph.describe_cycle(cycle)),
             );
         }
-        if cycles.truncated {
-            report.error(
+        match cycles.incomplete {
+            None => {}
+            Some(Incomplete::MoreCycles) => report.error(
                 base.clone(),
-                format!("{}: more cycles exist than are listed here", self.cycle),
-            );
+                format!(
+                    "{}: more than {max} cycles exist; the first {max} are listed",
+                    self.cycle,
+                    max = graph::MAX_CYCLES
+                ),
+            ),
+            Some(Incomplete::OutOfSteps) => report.error(
+                base.clone(),
+                format!(
+                    "{}: the search for cycles stopped after {} steps; there may be more cycles than are listed",
+                    self.cycle,
+                    graph::CYCLE_STEPS
+                ),
+            ),
         }
     }
 }
 
-fn validate_application(i: usize, app: &Application, report: &mut Report) {
+fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: &mut Report) {
     let base = format!("spec.applications[{i}].spec");
     let who = format!("application {:?}", app.name);
     match &app.spec.chart {
@@ -380,7 +434,7 @@ fn validate_application(i: usize, app: &Application, report: &mut Report) {
             peers,
             cycle: format!("{what} dependency cycle in application {:?}", app.name),
         }
-        .check(items, report);
+        .check(items, hints, report);
     }
     let app_key = names::to_dns1123(&app.name, DNS1123_LABEL_MAX);
     for (k, sub) in app.spec.subcharts.iter().enumerate() {
@@ -551,6 +605,52 @@ mod tests {
             )]
         );
         assert!(validate_object(&new, None).warnings.is_empty());
+    }
+
+    #[test]
+    fn violations_the_stored_object_had_are_warnings_on_update() {
+        let old = group(json!([app("db", &["api"]), app("api", &["db"])]));
+        let mut labelled = old.clone();
+        labelled["metadata"]["labels"] = json!({"team": "shop"});
+        let report = validate_object(&labelled, Some(&old));
+        assert!(report.is_valid(), "{:?}", report.errors);
+        assert_eq!(
+            report.warnings,
+            vec![Violation::new(
+                "spec.applications[0].dependencies[0]",
+                "already invalid before this update: dependency cycle: db -> api -> db"
+            )]
+        );
+        // What the update itself breaks is still refused.
+        let worse = group(json!([
+            app("db", &["api"]),
+            app("api", &["db"]),
+            app("web", &["web"])
+        ]));
+        let report = validate_object(&worse, Some(&old));
+        assert_eq!(
+            report.errors,
+            vec![Violation::new(
+                "spec.applications[2].dependencies[0]",
+                "application \"web\" depends on itself"
+            )]
+        );
+        assert!(!validate_object(&labelled, None).is_valid());
+    }
+
+    #[test]
+    fn objects_beyond_the_limits_are_refused_before_anything_else() {
+        let apps: Vec<Value> = (0..=limits::MAX_APPLICATIONS)
+            .map(|i| app(&format!("a{i}"), &["nowhere"]))
+            .collect();
+        let report = validate_object(&group(Value::Array(apps)), None);
+        assert_eq!(
+            report.errors,
+            vec![Violation::new(
+                "spec.applications",
+                "1001 applications; at most 1000 per group"
+            )]
+        );
     }
 
     #[test]

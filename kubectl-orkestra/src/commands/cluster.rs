@@ -117,7 +117,7 @@ pub fn explain(
                     }
                 ),
                 403 => anyhow!(
-                    "forbidden: you may not {verb} {what}{place} ({}); a plugin user needs the ClusterRole in manifests/rbac/plugin-user.yaml",
+                    "forbidden: you may not {verb} {what}{place} ({}); a plugin user needs the roles in manifests/rbac/plugin-user.yaml",
                     status.message
                 ),
                 401 => anyhow!("unauthorized: the cluster did not accept your credentials ({})", status.message),

@@ -67,6 +67,7 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
     };
     let mut code = EXIT_OK;
     let mut first = true;
+    let mut groups = 0usize;
     for source in input::read(&input)? {
         let documents = match source.documents {
             Ok(d) => d,
@@ -77,6 +78,7 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
             }
         };
         for doc in documents.iter().filter(|d| d.kind() == KIND) {
+            groups += 1;
             let checked = validate::check(&doc.value);
             if !checked.report.is_valid() {
                 for v in &checked.report.errors {
@@ -99,6 +101,9 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
             first = false;
             write_stdout(&view.render(args.output.into(), color))?;
         }
+    }
+    if groups == 0 && code == EXIT_OK {
+        return Err(input::no_groups(&input));
     }
     Ok(ExitCode::from(code))
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use orkestra::api::KIND;
 use orkestra::validate::{self, Violation};
 use serde_json::{Value, json};
@@ -98,14 +98,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     }
     if groups == 0 && invalid == 0 {
         write_stderr(&notes);
-        bail!(
-            "no ApplicationGroup found in {}",
-            sources
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        return Err(input::no_groups(&args.input));
     }
     match args.output {
         ValidateOutput::Json => {
