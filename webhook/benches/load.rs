@@ -383,6 +383,7 @@ fn in_process(small: &Bytes, large: &Bytes) {
             validate: no_rules,
             mutate: no_patch,
         },
+        policy: Default::default(),
     };
     println!("in-process cost per review in ms (no TLS, no HTTP; interleaved runs, medians)");
     println!(
@@ -594,6 +595,7 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
                     validate: no_rules,
                     mutate: no_patch,
                 },
+                policy: Default::default(),
             };
             let webhook = Arc::new(Webhook::new(
                 admission,

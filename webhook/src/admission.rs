@@ -19,6 +19,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::{Status, StatusCause, StatusDetails, StatusSummary};
 use orkestra::defaults::DefaultsError;
+use orkestra::policy::Policy;
 use orkestra::validate::{Report, Violation};
 use serde::Serialize;
 use serde_json::Value;
@@ -39,6 +40,11 @@ pub const MAX_WARNINGS: usize = 20;
 /// Real groups never come near it; it keeps a pathological object from producing a
 /// megabyte-sized error message.
 pub const MAX_LISTED_VIOLATIONS: usize = 100;
+
+/// Most JSON values (objects, arrays, strings, numbers, ...) a review may hold. An UPDATE of a
+/// group at the 1,000-application limit with its injected templates, object and oldObject, holds
+/// about 300,000; parsed, this many take roughly 100 MiB at worst (tiny values).
+pub const MAX_JSON_VALUES: usize = 1_000_000;
 
 /// What to do with rule violations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -126,11 +132,13 @@ impl Rules {
     };
 }
 
-/// The reviewer: enforcement mode plus rules.
-#[derive(Clone, Copy)]
+/// The reviewer: enforcement mode, rules, and the admin's policy.
+#[derive(Clone)]
 pub struct Admission {
     pub enforcement: Enforcement,
     pub rules: Rules,
+    /// Enforced in both modes: what groups may ask for (namespaces, accounts, images).
+    pub policy: Policy,
 }
 
 impl Admission {
@@ -138,7 +146,14 @@ impl Admission {
         Self {
             enforcement,
             rules: Rules::ORKESTRA,
+            policy: Policy::default(),
         }
+    }
+
+    /// The same reviewer, enforcing `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
     }
 }
 
@@ -158,6 +173,18 @@ impl Admission {
     /// Reviews one AdmissionReview body sent to `endpoint`. Never panics on any input (as long as
     /// the rules do not).
     pub fn review(&self, endpoint: Endpoint, body: &[u8]) -> Answer {
+        // Parsed JSON takes several times the bytes of its text, the more the smaller its values:
+        // count them first, so no body within the size cap can exhaust memory.
+        let values = json_values(body);
+        if values > MAX_JSON_VALUES {
+            let reason = format!(
+                "the AdmissionReview holds about {values} JSON values; this webhook reads at most {MAX_JSON_VALUES} (an ApplicationGroup within the limits has far fewer)"
+            );
+            return match scan_uid(body) {
+                Some(uid) => malformed(uid, reason),
+                None => bad_request(&reason),
+            };
+        }
         let mut value: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
@@ -261,67 +288,72 @@ impl Admission {
         old: Option<&Value>,
     ) -> Answer {
         let report = (self.rules.validate)(object, old);
-        let mut res = AdmissionResponse::from(req);
-        let name = object_name(object);
-        if report.errors.is_empty() {
-            let n = report.warnings.len();
-            set_warnings(&mut res, warning_lines("", &report.warnings));
-            return respond(
-                res,
-                Verdict::Allowed,
-                format!("{name} allowed ({n} warnings)"),
-            );
-        }
-        match self.enforcement {
+        // The admin's policy holds in every enforcement mode.
+        let mut denied = self.policy.check(object);
+        let mut lines = Vec::new();
+        let not_enforced = match self.enforcement {
             Enforcement::Deny => {
-                let message = denial_message(&name, &report.errors);
-                res = res.deny(&message);
-                res.result = Status {
-                    status: Some(StatusSummary::Failure),
-                    code: 422,
-                    message,
-                    reason: "Invalid".to_owned(),
-                    details: Some(StatusDetails {
-                        name: name_only(object).to_owned(),
-                        group: GROUP.to_owned(),
-                        kind: KIND.to_owned(),
-                        uid: String::new(),
-                        causes: report
-                            .errors
-                            .iter()
-                            .take(MAX_LISTED_VIOLATIONS)
-                            .map(|v| StatusCause {
-                                reason: "FieldValueInvalid".to_owned(),
-                                message: v.message.clone(),
-                                field: v.path.clone(),
-                            })
-                            .collect(),
-                        retry_after_seconds: 0,
-                    }),
-                    metadata: None,
-                };
-                set_warnings(&mut res, warning_lines("", &report.warnings));
-                let n = report.errors.len();
-                respond(
-                    res,
-                    Verdict::Denied,
-                    format!("{name} denied ({n} violations)"),
-                )
+                denied.extend(report.errors);
+                0
             }
             Enforcement::Warn => {
-                let mut lines = warning_lines("not enforced: ", &report.errors);
-                lines.extend(warning_lines("", &report.warnings));
-                set_warnings(&mut res, lines);
-                res.audit_annotations
-                    .insert("violations".to_owned(), report.errors.len().to_string());
-                let n = report.errors.len();
-                respond(
-                    res,
-                    Verdict::Warned,
-                    format!("{name} admitted despite {n} violations (warn enforcement)"),
-                )
+                lines = warning_lines("not enforced: ", &report.errors);
+                report.errors.len()
             }
+        };
+        lines.extend(warning_lines("", &report.warnings));
+        let mut res = AdmissionResponse::from(req);
+        let name = object_name(object);
+        if denied.is_empty() {
+            set_warnings(&mut res, lines);
+            if not_enforced == 0 {
+                let n = report.warnings.len();
+                return respond(
+                    res,
+                    Verdict::Allowed,
+                    format!("{name} allowed ({n} warnings)"),
+                );
+            }
+            res.audit_annotations
+                .insert("violations".to_owned(), not_enforced.to_string());
+            return respond(
+                res,
+                Verdict::Warned,
+                format!("{name} admitted despite {not_enforced} violations (warn enforcement)"),
+            );
         }
+        let message = denial_message(&name, &denied);
+        res = res.deny(&message);
+        res.result = Status {
+            status: Some(StatusSummary::Failure),
+            code: 422,
+            message,
+            reason: "Invalid".to_owned(),
+            details: Some(StatusDetails {
+                name: name_only(object).to_owned(),
+                group: GROUP.to_owned(),
+                kind: KIND.to_owned(),
+                uid: String::new(),
+                causes: denied
+                    .iter()
+                    .take(MAX_LISTED_VIOLATIONS)
+                    .map(|v| StatusCause {
+                        reason: "FieldValueInvalid".to_owned(),
+                        message: v.message.clone(),
+                        field: v.path.clone(),
+                    })
+                    .collect(),
+                retry_after_seconds: 0,
+            }),
+            metadata: None,
+        };
+        set_warnings(&mut res, lines);
+        let n = denied.len();
+        respond(
+            res,
+            Verdict::Denied,
+            format!("{name} denied ({n} violations)"),
+        )
     }
 
     fn mutate(&self, req: &AdmissionRequest<DynamicObject>, object: &Value) -> Answer {
@@ -598,6 +630,31 @@ pub fn scan_uid(body: &[u8]) -> Option<String> {
         }
         return std::str::from_utf8(uid).ok().map(str::to_owned);
     }
+}
+
+/// About how many JSON values `body` holds (one more than its commas, opening brackets and
+/// colons outside strings), counted without parsing.
+pub fn json_values(body: &[u8]) -> usize {
+    let mut n = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b'[' | b'{' | b':' => n += 1,
+                _ => {}
+            }
+        }
+    }
+    n
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use orkestra::policy::Policy;
+
 use crate::admission::Enforcement;
 use crate::certs;
 use crate::run::{self, ServeConfig};
@@ -86,12 +88,33 @@ pub struct ServeArgs {
     /// Largest request body, in bytes (413 beyond).
     #[arg(long, default_value_t = 8 << 20)]
     pub max_body_bytes: usize,
-    /// Bodies over 128 KiB read and reviewed at once, at most (the others wait up to 2 s, then 503).
+    /// Bodies over 128 KiB reviewed at once, at most. The others wait until the API server's
+    /// timeout less 0.5 s, then get 503; a review keeps its permit until its work ends.
     #[arg(long, default_value_t = 1)]
     pub max_large_requests: usize,
-    /// Open connections, at most.
+    /// Request body bytes held in memory at once, over all requests (503 beyond).
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_buffered_bytes: usize,
+    /// Open connections to the HTTPS listener, at most.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Open connections from one client address, at most.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_client: usize,
+    /// Open connections to the health and metrics listener, at most (a quarter per client).
+    #[arg(long, default_value_t = 64)]
+    pub max_metrics_connections: usize,
+    /// Namespaces a group's Workflows may run in (comma-separated; empty: any). Groups asking
+    /// for another are denied in every enforcement mode.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_workflow_namespaces: Vec<String>,
+    /// Service accounts a group's Workflows may run as (comma-separated; empty: any).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_service_accounts: Vec<String>,
+    /// Prefixes every executor image must start with (comma-separated; empty: any). End each
+    /// with `/` or `:`.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_image_prefixes: Vec<String>,
     /// How often the certificate files are checked, besides every TLS handshake.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cert_poll_interval: Duration,
@@ -189,6 +212,11 @@ impl ServeArgs {
             key_file: key,
             tls_min_version: self.tls_min_version,
             enforcement: self.enforcement,
+            policy: Policy {
+                workflow_namespaces: self.allowed_workflow_namespaces,
+                service_accounts: self.allowed_service_accounts,
+                image_prefixes: self.allowed_image_prefixes,
+            },
             shutdown_delay: self.shutdown_delay,
             shutdown_timeout: self.shutdown_timeout,
             cert_poll_interval: self.cert_poll_interval,
@@ -198,6 +226,9 @@ impl ServeArgs {
                 header_read_timeout: self.header_read_timeout,
                 body_read_timeout: self.body_read_timeout,
                 max_connections: self.max_connections,
+                max_connections_per_client: self.max_connections_per_client,
+                max_metrics_connections: self.max_metrics_connections,
+                max_buffered_bytes: self.max_buffered_bytes,
                 ..Limits::default()
             },
         };
@@ -206,7 +237,11 @@ impl ServeArgs {
             .thread_name("orkestra-webhook")
             .build()
             .context("starting the tokio runtime")?;
-        runtime.block_on(run::serve(config))
+        let result = runtime.block_on(run::serve(config));
+        // A review still running on the blocking pool must not hold the process past
+        // --shutdown-timeout: leave it behind.
+        runtime.shutdown_background();
+        result
     }
 }
 

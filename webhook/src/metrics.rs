@@ -54,7 +54,9 @@ pub struct Metrics {
     cert_not_after: AtomicI64,
     cert_reloads_ok: AtomicU64,
     cert_reloads_failed: AtomicU64,
-    connections_refused: AtomicU64,
+    connections_refused: [AtomicU64; 2],
+    connections_open: [AtomicI64; 2],
+    reviews_abandoned: AtomicU64,
     ready: AtomicBool,
 }
 
@@ -74,7 +76,9 @@ impl Metrics {
             cert_not_after: AtomicI64::new(0),
             cert_reloads_ok: AtomicU64::new(0),
             cert_reloads_failed: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
+            connections_refused: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections_open: std::array::from_fn(|_| AtomicI64::new(0)),
+            reviews_abandoned: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         }
     }
@@ -120,8 +124,29 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    /// Counts a connection closed at accept because its listener or its client was at the cap.
+    pub fn connection_refused(&self, listener: Listener) {
+        self.connections_refused[listener as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections refused so far on `listener`.
+    pub fn connections_refused(&self, listener: Listener) -> u64 {
+        self.connections_refused[listener as usize].load(Ordering::Relaxed)
+    }
+
+    /// One connection more (`1`) or less (`-1`) open on `listener`.
+    pub fn connection_opened(&self, listener: Listener, delta: i64) {
+        self.connections_open[listener as usize].fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Counts a review whose client went away before its answer (the work went on).
+    pub fn review_abandoned(&self) {
+        self.reviews_abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reviews abandoned by their clients so far.
+    pub fn reviews_abandoned(&self) -> u64 {
+        self.reviews_abandoned.load(Ordering::Relaxed)
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -260,16 +285,45 @@ impl Metrics {
 
         writeln!(
             out,
-            "# HELP orkestra_webhook_connections_refused_total Connections closed at accept because --max-connections was reached."
+            "# HELP orkestra_webhook_connections_refused_total Connections closed at accept because the listener or the client was at its cap, by listener."
         )?;
         writeln!(
             out,
             "# TYPE orkestra_webhook_connections_refused_total counter"
         )?;
+        for l in Listener::ALL {
+            writeln!(
+                out,
+                "orkestra_webhook_connections_refused_total{{listener=\"{}\"}} {}",
+                l.as_str(),
+                self.connections_refused(l)
+            )?;
+        }
         writeln!(
             out,
-            "orkestra_webhook_connections_refused_total {}",
-            self.connections_refused.load(Ordering::Relaxed)
+            "# HELP orkestra_webhook_connections_open Connections open now, by listener."
+        )?;
+        writeln!(out, "# TYPE orkestra_webhook_connections_open gauge")?;
+        for l in Listener::ALL {
+            writeln!(
+                out,
+                "orkestra_webhook_connections_open{{listener=\"{}\"}} {}",
+                l.as_str(),
+                self.connections_open[l as usize].load(Ordering::Relaxed)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP orkestra_webhook_reviews_abandoned_total Reviews whose client went away before the answer; each ran to its end."
+        )?;
+        writeln!(
+            out,
+            "# TYPE orkestra_webhook_reviews_abandoned_total counter"
+        )?;
+        writeln!(
+            out,
+            "orkestra_webhook_reviews_abandoned_total {}",
+            self.reviews_abandoned()
         )?;
 
         writeln!(
@@ -279,6 +333,26 @@ impl Metrics {
         writeln!(out, "# TYPE orkestra_webhook_ready gauge")?;
         writeln!(out, "orkestra_webhook_ready {}", u8::from(self.is_ready()))?;
         Ok(())
+    }
+}
+
+/// The two listeners of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// HTTPS: the admission reviews.
+    Webhook = 0,
+    /// Plain HTTP: probes and metrics.
+    Metrics = 1,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 2] = [Listener::Webhook, Listener::Metrics];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Webhook => "webhook",
+            Listener::Metrics => "metrics",
+        }
     }
 }
 

@@ -7,13 +7,15 @@
 //! shutdown: [`serve_tls`] stops accepting when told, lets in-flight requests finish (hyper sends
 //! `Connection: close` / GOAWAY) and returns once the connections are drained.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
@@ -22,11 +24,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Admission, Endpoint, Verdict};
-use crate::metrics::Metrics;
+use crate::metrics::{Listener, Metrics};
 
 /// Limits and timeouts of the HTTPS server.
 #[derive(Debug, Clone)]
@@ -34,13 +36,14 @@ pub struct Limits {
     /// Largest request body accepted (413 beyond). An UPDATE review carries object and oldObject,
     /// each up to the apiserver's 3 MiB, so 8 MiB.
     pub max_body_bytes: usize,
-    /// Bodies above this size (or of unknown size) need a permit of the large-body semaphore
-    /// and are reviewed on the blocking pool. 128 KiB is a group of roughly 500 applications:
-    /// reviewing it takes milliseconds and megabytes.
+    /// Bodies above this size need a permit of the large-body semaphore. 128 KiB is a group of
+    /// roughly 500 applications: reviewing it takes milliseconds and megabytes.
     pub large_body_bytes: usize,
-    /// How many large bodies may be read and reviewed at once. Their review is CPU-bound and
-    /// briefly takes tens of megabytes (a 1,000-application mutation: ~40 MiB), so one at a time
-    /// by default; the others wait (up to 2 s, then 503).
+    /// How many large bodies may be reviewed at once. Their review is CPU-bound and briefly
+    /// takes tens of megabytes (a 1,000-application mutation: ~40 MiB), so one at a time by
+    /// default; the others wait (up to the API server's timeout less [`ANSWER_MARGIN`], then
+    /// 503). The permit is taken once the body is complete and kept until the review ends,
+    /// even when the client has gone away.
     pub max_large_in_flight: usize,
     /// Time allowed for a request head to arrive. hyper also applies it to idle keep-alive
     /// connections, so it exceeds the apiserver's 90 s idle-connection timeout: the apiserver
@@ -52,7 +55,23 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Open connections at most; further connections are closed at accept.
     pub max_connections: usize,
+    /// Open connections from one client address at most, so one client cannot lock the others
+    /// out.
+    pub max_connections_per_client: usize,
+    /// Open connections to the health and metrics listener at most (and per client, a quarter).
+    pub max_metrics_connections: usize,
+    /// Request body bytes held in memory at once, over all requests. A body takes its share
+    /// as its bytes arrive, so a slow body holds only what it has sent.
+    pub max_buffered_bytes: usize,
+    /// Reviews worked on at once, on the blocking pool (never on the async threads).
+    pub max_reviews_in_flight: usize,
+    /// How long a review may wait for its turn when the request carries no `?timeout=` (the
+    /// API server appends its webhook timeout; we wait that minus [`ANSWER_MARGIN`]).
+    pub default_wait: Duration,
 }
+
+/// Time kept in hand below the API server's webhook timeout to answer 503 before it gives up.
+pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -64,6 +83,12 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_client: 256,
+            max_metrics_connections: 64,
+            max_buffered_bytes: 32 << 20,
+            max_reviews_in_flight: std::thread::available_parallelism()
+                .map_or(2, |n| n.get().max(2)),
+            default_wait: Duration::from_millis(1500),
         }
     }
 }
@@ -72,20 +97,38 @@ type Body = Full<Bytes>;
 
 /// The request handler of the webhook pair: HTTP checks, then admission.
 pub struct Webhook {
-    admission: Admission,
+    admission: Arc<Admission>,
     metrics: Arc<Metrics>,
     limits: Limits,
-    large_bodies: Semaphore,
+    /// Large reviews worked on at once.
+    large_bodies: Arc<Semaphore>,
+    /// Reviews worked on at once (each holds one blocking thread).
+    reviews: Arc<Semaphore>,
+    /// Body bytes in memory, in KiB.
+    buffered: Arc<Semaphore>,
+    /// Set on SIGTERM: every HTTP/1.1 answer says `Connection: close`.
+    draining: AtomicBool,
 }
+
+/// An answer refused at the HTTP layer: status, reason, message.
+type Refusal = (StatusCode, &'static str, String);
 
 impl Webhook {
     pub fn new(admission: Admission, metrics: Arc<Metrics>, limits: Limits) -> Self {
-        let permits = limits.max_large_in_flight.max(1);
+        // Room for at least one body of the largest size.
+        let kib = limits
+            .max_buffered_bytes
+            .max(limits.max_body_bytes)
+            .div_ceil(1024)
+            .clamp(1, Semaphore::MAX_PERMITS);
         Self {
-            admission,
+            admission: Arc::new(admission),
             metrics,
+            large_bodies: Arc::new(Semaphore::new(limits.max_large_in_flight.max(1))),
+            reviews: Arc::new(Semaphore::new(limits.max_reviews_in_flight.max(1))),
+            buffered: Arc::new(Semaphore::new(kib)),
             limits,
-            large_bodies: Semaphore::new(permits),
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -97,8 +140,26 @@ impl Webhook {
         &self.limits
     }
 
+    /// From now on every HTTP/1.1 answer carries `Connection: close`, so keep-alive clients
+    /// move to another replica one request at a time instead of losing one when the listener
+    /// closes.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
     /// Answers one HTTP request.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let version = req.version();
+        let mut response = self.route(req).await;
+        if self.draining.load(Ordering::SeqCst) && version == Version::HTTP_11 {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Response<Body> {
         let endpoint = match (req.method(), req.uri().path()) {
             (&Method::POST, "/validate") => Endpoint::Validate,
             (&Method::POST, "/mutate") => Endpoint::Mutate,
@@ -131,18 +192,24 @@ impl Webhook {
 
     async fn admit(&self, endpoint: Endpoint, req: Request<Incoming>) -> (Response<Body>, Verdict) {
         let version = req.version();
-        let rejected = |status, reason, message: &str| {
-            (
-                self.reject(version, status, reason, message),
-                Verdict::Rejected,
-            )
+        let refused = |(status, reason, message): Refusal| {
+            let mut r = self.reject(version, status, reason, &message);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            (r, Verdict::Rejected)
         };
+        // Answer before the API server gives up: its timeout (appended as `?timeout=`) less a
+        // margin, so a busy webhook says 503 instead of timing out.
+        let wait = wait_budget(req.uri().query(), self.limits.default_wait);
+        let deadline = tokio::time::Instant::now() + wait;
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-            return rejected(
+            return refused((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
-                "Content-Type must be application/json",
-            );
+                "Content-Type must be application/json".into(),
+            ));
         }
         let max = self.limits.max_body_bytes;
         let declared = req
@@ -151,71 +218,127 @@ impl Webhook {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max as u64) {
-            return rejected(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                &format!("request body is larger than {max} bytes"),
-            );
+            return refused(too_large(max));
         }
-        // Large or unsized bodies take a permit, so a burst of them cannot exhaust memory.
-        let _permit = if declared.is_none_or(|n| n > self.limits.large_body_bytes as u64) {
-            let wait = Duration::from_secs(2).min(self.limits.body_read_timeout);
-            match tokio::time::timeout(wait, self.large_bodies.acquire()).await {
+        let (bytes, body_permit) = match self.read_body(req.into_body(), deadline).await {
+            Ok(b) => b,
+            Err(refusal) => return refused(refusal),
+        };
+        // Large reviews one at a time (memory), every review on the blocking pool (CPU). Both
+        // permits go into the blocking task and are released when the work ends, not when the
+        // client stops waiting.
+        let large = if bytes.len() > self.limits.large_body_bytes {
+            match tokio::time::timeout_at(deadline, Arc::clone(&self.large_bodies).acquire_owned())
+                .await
+            {
                 Ok(Ok(p)) => Some(p),
-                _ => {
-                    let (mut r, v) = rejected(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "ServiceUnavailable",
-                        "too many large AdmissionReviews in flight; retry",
-                    );
-                    r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    return (r, v);
-                }
+                _ => return refused(busy("too many large AdmissionReviews in flight")),
             }
         } else {
             None
         };
-        let body = Limited::new(req.into_body(), max);
-        let bytes = match tokio::time::timeout(self.limits.body_read_timeout, body.collect()).await
+        let slot = match tokio::time::timeout_at(
+            deadline,
+            Arc::clone(&self.reviews).acquire_owned(),
+        )
+        .await
         {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return rejected(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "RequestEntityTooLarge",
-                    &format!("request body is larger than {max} bytes"),
-                );
-            }
-            Ok(Err(e)) => {
-                return rejected(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    &format!("cannot read request body: {e}"),
-                );
-            }
-            Err(_) => {
-                return rejected(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "Timeout",
-                    "request body not received in time",
-                );
-            }
+            Ok(Ok(p)) => p,
+            _ => return refused(busy("too many AdmissionReviews in flight")),
         };
-
-        let admission = self.admission;
-        let answer = if bytes.len() > self.limits.large_body_bytes {
-            // Reviewing a large group takes milliseconds: keep it off the reactor.
-            match tokio::task::spawn_blocking(move || guarded(&admission, endpoint, &bytes)).await {
-                Ok(a) => a,
-                Err(e) => internal_error(&format!("review task failed: {e}")),
+        let admission = Arc::clone(&self.admission);
+        let mut watch = Abandoned::new(endpoint, Arc::clone(&self.metrics));
+        let abandoned = Arc::clone(&watch.flag);
+        let task = tokio::task::spawn_blocking(move || {
+            let permits = (slot, large, body_permit);
+            let started = Instant::now();
+            let answer = guarded(&admission, endpoint, &bytes);
+            drop(bytes);
+            drop(permits);
+            if abandoned.load(Ordering::SeqCst) {
+                tracing::warn!(
+                    endpoint = endpoint.as_str(),
+                    uid = answer.uid.as_deref().unwrap_or(""),
+                    elapsed = ?started.elapsed(),
+                    "abandoned review finished; its answer is dropped: {}",
+                    answer.summary
+                );
             }
-        } else {
-            guarded(&admission, endpoint, &bytes)
+            answer
+        });
+        let answer = match task.await {
+            Ok(a) => a,
+            Err(e) => internal_error(&format!("review task failed: {e}")),
         };
+        watch.finished();
         log_answer(endpoint, &answer);
         let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::OK);
         (json_response(status, answer.body), answer.verdict)
+    }
+
+    /// Reads the whole body within the body read timeout, taking a share of the buffered-bytes
+    /// budget as its bytes arrive (waiting for it at most until `deadline`).
+    async fn read_body(
+        &self,
+        mut body: Incoming,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Refusal> {
+        let max = self.limits.max_body_bytes;
+        let read_by = tokio::time::Instant::now() + self.limits.body_read_timeout;
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut len = 0usize;
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut held_kib = 0usize;
+        loop {
+            let frame = match tokio::time::timeout_at(read_by, body.frame()).await {
+                Err(_) => {
+                    return Err((
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Timeout",
+                        "request body not received in time".into(),
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        "BadRequest",
+                        format!("cannot read request body: {e}"),
+                    ));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            len += data.len();
+            if len > max {
+                return Err(too_large(max));
+            }
+            let need = len.div_ceil(1024);
+            if need > held_kib {
+                let more = u32::try_from(need - held_kib).unwrap_or(u32::MAX);
+                let permit = tokio::time::timeout_at(
+                    deadline,
+                    Arc::clone(&self.buffered).acquire_many_owned(more),
+                )
+                .await;
+                match permit {
+                    Ok(Ok(p)) => match held.as_mut() {
+                        Some(h) => h.merge(p),
+                        None => held = Some(p),
+                    },
+                    _ => return Err(busy("too much request data in flight")),
+                }
+                held_kib = need;
+            }
+            chunks.push(data);
+        }
+        let mut bytes = Vec::with_capacity(len);
+        for c in chunks {
+            bytes.extend_from_slice(&c);
+        }
+        Ok((bytes, held))
     }
 
     fn reject(
@@ -237,6 +360,75 @@ impl Webhook {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         r
+    }
+}
+
+fn too_large(max: usize) -> Refusal {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        format!("request body is larger than {max} bytes"),
+    )
+}
+
+fn busy(what: &str) -> Refusal {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        format!("{what}; retry"),
+    )
+}
+
+/// How long a request may wait for its turn: the `timeout` the API server appends to the URL
+/// (its webhook `timeoutSeconds`) less [`ANSWER_MARGIN`], else `default`; at least 100 ms.
+pub fn wait_budget(query: Option<&str>, default: Duration) -> Duration {
+    let timeout = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("timeout="))
+        .and_then(orkestra::duration::parse);
+    match timeout {
+        Some(t) => t
+            .saturating_sub(ANSWER_MARGIN)
+            .max(Duration::from_millis(100)),
+        None => default,
+    }
+}
+
+/// Notices a client that stopped waiting for its review (the API server does at its timeout):
+/// the work goes on to its end with its permits, and this logs and counts it.
+struct Abandoned {
+    endpoint: Endpoint,
+    metrics: Arc<Metrics>,
+    flag: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl Abandoned {
+    fn new(endpoint: Endpoint, metrics: Arc<Metrics>) -> Self {
+        Self {
+            endpoint,
+            metrics,
+            flag: Arc::new(AtomicBool::new(false)),
+            done: false,
+        }
+    }
+
+    fn finished(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if !self.done {
+            self.flag.store(true, Ordering::SeqCst);
+            self.metrics.review_abandoned();
+            tracing::warn!(
+                endpoint = self.endpoint.as_str(),
+                "client went away during its review; the review runs to its end and keeps its permits"
+            );
+        }
     }
 }
 
@@ -351,7 +543,13 @@ pub async fn serve_tls(
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(builder(webhook.limits()));
-    let connections = Arc::new(Semaphore::new(webhook.limits().max_connections.max(1)));
+    let limits = webhook.limits();
+    let connections = Arc::new(ConnectionCap::new(
+        Listener::Webhook,
+        limits.max_connections,
+        limits.max_connections_per_client,
+        Arc::clone(webhook.metrics()),
+    ));
     let handshake_timeout = webhook.limits().handshake_timeout;
     loop {
         if *stop.borrow() {
@@ -369,8 +567,7 @@ pub async fn serve_tls(
             },
             _ = stop.changed() => break,
         };
-        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            webhook.metrics().connection_refused();
+        let Some(permit) = connections.open(peer.ip()) else {
             drop(tcp);
             continue;
         };
@@ -412,18 +609,27 @@ pub async fn serve_tls(
     }
 }
 
-/// Serves `/healthz`, `/readyz` and `/metrics` over plain HTTP/1.1 until `stop` turns true.
+/// Serves `/healthz`, `/readyz` and `/metrics` over plain HTTP/1.1 until `stop` turns true, with
+/// at most `max_connections` open connections (a quarter of them per client address).
 pub async fn serve_metrics(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    max_connections: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
     let http = Arc::new(http);
+    let max = max_connections.max(1);
+    let connections = Arc::new(ConnectionCap::new(
+        Listener::Metrics,
+        max,
+        (max / 4).max(1),
+        Arc::clone(&metrics),
+    ));
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -434,9 +640,14 @@ pub async fn serve_metrics(
             },
             _ = stop.changed() => return,
         };
+        let Some(permit) = connections.open(peer.ip()) else {
+            drop(tcp);
+            continue;
+        };
         let metrics = Arc::clone(&metrics);
         let http = Arc::clone(&http);
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req: Request<Incoming>| {
                 let metrics = Arc::clone(&metrics);
                 async move { Ok::<_, Infallible>(probe(&metrics, &req)) }
@@ -468,7 +679,116 @@ fn probe(metrics: &Metrics, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// Counts the open connections of one listener, in all and per client address.
+pub struct ConnectionCap {
+    listener: Listener,
+    total: usize,
+    per_client: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One open connection; dropping it frees its place.
+pub struct ConnectionPermit {
+    cap: Arc<ConnectionCap>,
+    ip: IpAddr,
+}
+
+impl ConnectionCap {
+    pub fn new(listener: Listener, total: usize, per_client: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            listener,
+            total: total.max(1),
+            per_client: per_client.max(1),
+            open: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// A place for a new connection from `ip`, or `None` (counted) when the listener or this
+    /// client is at its cap.
+    pub fn open(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionPermit> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = open.values().sum();
+        let mine = open.get(&ip).copied().unwrap_or(0);
+        if total >= self.total || mine >= self.per_client {
+            drop(open);
+            self.metrics.connection_refused(self.listener);
+            return None;
+        }
+        *open.entry(ip).or_default() += 1;
+        self.metrics.connection_opened(self.listener, 1);
+        Some(ConnectionPermit {
+            cap: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut open = self.cap.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+        self.cap.metrics.connection_opened(self.cap.listener, -1);
+    }
+}
+
 /// Binds a listener (helper for callers that want the bound address before serving).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_ends_before_the_api_server_gives_up() {
+        let default = Duration::from_millis(1500);
+        assert_eq!(
+            wait_budget(Some("timeout=2s"), default),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            wait_budget(Some("x=1&timeout=3s"), default),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            wait_budget(Some("timeout=1m0s"), default),
+            Duration::from_millis(59_500)
+        );
+        assert_eq!(
+            wait_budget(Some("timeout=100ms"), default),
+            Duration::from_millis(100)
+        );
+        assert_eq!(wait_budget(None, default), default);
+        assert_eq!(wait_budget(Some("timeout=soon"), default), default);
+    }
+
+    #[test]
+    fn one_client_cannot_take_every_connection() {
+        let metrics = Arc::new(Metrics::new());
+        let cap = Arc::new(ConnectionCap::new(
+            Listener::Webhook,
+            4,
+            2,
+            Arc::clone(&metrics),
+        ));
+        let a: IpAddr = [127, 0, 0, 1].into();
+        let b: IpAddr = [127, 0, 0, 2].into();
+        let first = [cap.open(a), cap.open(a)];
+        assert!(first.iter().all(Option::is_some));
+        assert!(cap.open(a).is_none(), "over the per-client cap");
+        let others = [cap.open(b), cap.open(b)];
+        assert!(others.iter().all(Option::is_some));
+        assert!(cap.open(b).is_none(), "over the listener's cap");
+        drop(first);
+        assert!(cap.open(a).is_some(), "a closed connection frees its place");
+        assert_eq!(metrics.connections_refused(Listener::Webhook), 2);
+    }
 }

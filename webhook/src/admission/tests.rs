@@ -87,6 +87,7 @@ fn fake(enforcement: Enforcement, validate: fn(&Value, Option<&Value>) -> Report
             validate,
             mutate: no_patch,
         },
+        policy: Default::default(),
     }
 }
 
@@ -97,6 +98,7 @@ fn mutator(mutate: fn(&Value) -> Result<json_patch::Patch, DefaultsError>) -> Ad
             validate: no_rules_broken,
             mutate,
         },
+        policy: Default::default(),
     }
 }
 
@@ -497,4 +499,45 @@ fn deep_nesting_and_huge_lists_get_clear_answers() {
             );
         }
     }
+}
+
+#[test]
+fn the_policy_is_enforced_in_warn_mode_too_with_the_rule_named() {
+    let policy = Policy {
+        workflow_namespaces: vec!["orkestra".into()],
+        ..Policy::default()
+    };
+    let mut review = fixture(CREATE_BOOKINFO);
+    review["request"]["object"]["spec"]["workflowTemplate"] = json!({"namespace": "kube-system"});
+    for enforcement in [Enforcement::Deny, Enforcement::Warn] {
+        let adm = Admission::new(enforcement).with_policy(policy.clone());
+        let a = adm.review(Endpoint::Validate, &bytes(&review));
+        let r = response(&a);
+        assert_eq!(r["allowed"], false, "{enforcement:?}");
+        let msg = r["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("spec.workflowTemplate.namespace: workflow namespace \"kube-system\" is not allowed by the cluster's Orkestra policy (--allowed-workflow-namespaces=orkestra)"),
+            "{msg}"
+        );
+    }
+    // Inside the policy: allowed.
+    let adm = Admission::new(Enforcement::Deny).with_policy(policy);
+    let a = adm.review(Endpoint::Validate, CREATE_BOOKINFO.as_bytes());
+    assert_eq!(response(&a)["allowed"], true);
+}
+
+#[test]
+fn a_body_of_too_many_json_values_is_refused_before_parsing() {
+    let mut review = fixture(CREATE_BOOKINFO);
+    review["request"]["object"]["spec"]["applications"][0]["spec"]["release"]["values"] =
+        json!({"v": vec![0u8; MAX_JSON_VALUES]});
+    let a = Admission::new(Enforcement::Deny).review(Endpoint::Validate, &bytes(&review));
+    let r = response(&a);
+    assert_eq!(r["allowed"], false);
+    let msg = r["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("JSON values; this webhook reads at most 1000000"),
+        "{msg}"
+    );
+    assert_eq!(json_values(br#"{"a": [1, 2, "x,{["], "b": {}}"#), 9);
 }

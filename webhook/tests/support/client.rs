@@ -77,7 +77,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 impl Conn {
     /// Connects; HTTP/2 when `cfg` offers `h2` and the server picks it.
     pub async fn open(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Result<Self, BoxError> {
-        let tls = tls_connect(addr, cfg).await?;
+        Self::from_tls(tls_connect(addr, cfg).await?).await
+    }
+
+    /// HTTP on an established TLS stream (HTTP/2 when ALPN chose `h2`).
+    pub async fn from_tls(
+        tls: tokio_rustls::client::TlsStream<TcpStream>,
+    ) -> Result<Self, BoxError> {
         let (_, session) = tls.get_ref();
         let peer_leaf = session
             .peer_certificates()
