@@ -35,8 +35,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result, anyhow, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
-    ValidatingWebhookConfiguration, WebhookClientConfig,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -625,6 +625,7 @@ impl TestScope {
                         side_effects: "None".to_owned(),
                         failure_policy: Some(options.failure_policy.clone()),
                         timeout_seconds: Some(options.timeout_seconds),
+                        match_conditions: Some(options.match_conditions.clone()),
                         ..ValidatingWebhook::default()
                     }]),
                 };
@@ -646,6 +647,7 @@ impl TestScope {
                         failure_policy: Some(options.failure_policy.clone()),
                         timeout_seconds: Some(options.timeout_seconds),
                         reinvocation_policy: Some("IfNeeded".to_owned()),
+                        match_conditions: Some(options.match_conditions.clone()),
                         ..MutatingWebhook::default()
                     }]),
                 };
@@ -722,6 +724,26 @@ pub struct WebhookOptions {
     /// `Fail` or `Ignore`.
     pub failure_policy: String,
     pub timeout_seconds: i32,
+    /// CEL conditions the apiserver checks before calling (those of the install manifests).
+    pub match_conditions: Vec<MatchCondition>,
+}
+
+/// The `matchConditions` of the webhooks in `manifests/webhook/base/webhookconfigurations.yaml`,
+/// so tests register the webhooks exactly as a user's cluster does. Empty if the file cannot be
+/// read (the tests that depend on them then fail with a clear message).
+pub fn manifest_match_conditions() -> Vec<MatchCondition> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/webhook/base/webhookconfigurations.yaml"
+    );
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text).unwrap_or_default();
+    docs.iter()
+        .find_map(|d| d.pointer("/webhooks/0/matchConditions").cloned())
+        .and_then(|c| serde_json::from_value(c).ok())
+        .unwrap_or_default()
 }
 
 impl WebhookOptions {
@@ -737,6 +759,7 @@ impl WebhookOptions {
             operations: vec!["CREATE".to_owned(), "UPDATE".to_owned()],
             failure_policy: "Fail".to_owned(),
             timeout_seconds: 10,
+            match_conditions: manifest_match_conditions(),
         }
     }
 

@@ -996,28 +996,38 @@ async fn not_found_and_forbidden_say_what_is_missing() -> Result<()> {
     );
     delete_group(&client, &bare).await;
 
-    // With the plugin user's ClusterRole (manifests/rbac) bound, the same user can read and promote.
+    // With the plugin user's roles (manifests/rbac) bound, the same user can read and promote: the
+    // ClusterRole cluster-wide, the Role in the workflow namespace only.
     let role_path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../manifests/rbac/plugin-user.yaml"
     );
     let role_text = std::fs::read_to_string(role_path)?;
-    let mut role: Value = serde_saphyr::from_str(&role_text)?;
+    let roles: Vec<Value> = serde_saphyr::from_str_multiple(&role_text)?;
     let role_name = scope.name("plugin-user");
-    role["metadata"]["name"] = json!(role_name);
-    scope.label(&mut role)?;
-    cluster
-        .kubectl_stdin(["apply", "-f", "-"], &role.to_string())
-        .await?
-        .expect_success()?;
-    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": role_name, "labels": scope.labels()},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": cluster.user_name()}]});
-    cluster
-        .kubectl_stdin(["apply", "-f", "-"], &binding.to_string())
-        .await?
-        .expect_success()?;
+    let subjects = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": cluster.user_name()}]);
+    for mut role in roles {
+        let kind = role["kind"].as_str().unwrap_or_default().to_owned();
+        role["metadata"]["name"] = json!(role_name);
+        let mut binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": role_name, "labels": scope.labels()},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role_name},
+            "subjects": subjects});
+        if kind == "Role" {
+            role["metadata"]["namespace"] = json!(ns);
+            binding["kind"] = json!("RoleBinding");
+            binding["metadata"]["namespace"] = json!(ns);
+        } else {
+            binding["kind"] = json!("ClusterRoleBinding");
+        }
+        scope.label(&mut role)?;
+        for object in [role, binding] {
+            cluster
+                .kubectl_stdin(["apply", "-f", "-"], &object.to_string())
+                .await?
+                .expect_success()?;
+        }
+    }
     let allowed = orkestra_e2e::eventually(Duration::from_secs(20), "RBAC to apply", || async {
         let out = plugin(cluster, "user", &["status", &name]).await?;
         Ok(out.success().then_some(out))
@@ -1050,6 +1060,16 @@ async fn not_found_and_forbidden_say_what_is_missing() -> Result<()> {
         .kubectl([
             "delete",
             "clusterrolebinding,clusterrole",
+            "-l",
+            &scope.label_selector(),
+        ])
+        .await;
+    let _ = cluster
+        .kubectl([
+            "-n",
+            &ns,
+            "delete",
+            "rolebinding,role",
             "-l",
             &scope.label_selector(),
         ])

@@ -7,6 +7,12 @@
 //!   exactly `orkestra::defaults::default_object` of what was applied; applying it again changes
 //!   nothing; an UPDATE that introduces a cycle is denied;
 //! - warn enforcement admits broken groups with the violations as warnings;
+//! - with the webhook down, a group can still be labelled and finalized (the manifests'
+//!   `matchConditions` keep metadata-only updates away from it), while spec changes fail closed;
+//! - in deny mode a stored group that breaks a rule can be labelled, changed (its old violation
+//!   ratchets to a warning) and deleted;
+//! - a group asking for a namespace, service account or image outside the policy is denied with
+//!   the rule named;
 //! - the install manifests pass the apiserver's validation (`--dry-run=server`).
 
 use std::path::{Path, PathBuf};
@@ -25,10 +31,14 @@ use serde_json::{Value, json};
 /// apiserver's words.
 const SCHEMA_FIRST: &[&str] = &[
     "empty-applications",
+    "long-name",
     "missing-chart",
     "missing-chart-name",
     "missing-chart-url",
     "missing-release",
+    "negative-parallelism",
+    "too-many-applications",
+    "too-many-dependencies",
     "unknown-field",
     "wrong-type",
 ];
@@ -377,6 +387,168 @@ async fn warn_mode_admits_broken_groups_with_warnings() -> Result<()> {
             .as_array()
             .is_some_and(|a| a.len() == 4)
     );
+    Ok(())
+}
+
+/// A finalizer nobody serves: the group stays until a user takes it off.
+const HOLD: &str = "example.com/hold";
+
+async fn finalize_and_wait_gone(cluster: &TestCluster, name: &str) -> Result<()> {
+    cluster
+        .kubectl(["delete", "applicationgroup", name, "--wait=false"])
+        .await?
+        .expect_success()?;
+    cluster
+        .kubectl([
+            "patch",
+            "applicationgroup",
+            name,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ])
+        .await?
+        .expect_success()?;
+    eventually(ASYNC_TIMEOUT, "the finalized group to go", || async {
+        let out = cluster
+            .kubectl([
+                "get",
+                "applicationgroup",
+                name,
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])
+            .await?;
+        Ok(out.stdout.trim().is_empty().then_some(()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_webhook_down_groups_can_still_be_labelled_and_finalized() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let scope = cluster.scope("webhook-down");
+    let (server, _m, _v) = webhook_pair(cluster, &scope, &["--shutdown-delay", "0s"]).await?;
+    let name = scope.name("held");
+    let mut manifest = scoped(
+        &scope,
+        load_yaml(&repo().join("examples/bookinfo.yaml"))?,
+        &name,
+    )?;
+    manifest["metadata"]["finalizers"] = json!([HOLD]);
+    apply(cluster, &manifest, &[]).await?.expect_success()?;
+    drop(server); // the webhook process is killed; both registrations stay, failurePolicy: Fail
+
+    // A spec change fails closed...
+    let mut changed = get(cluster, &name).await?;
+    changed["spec"]["applications"][0]["spec"]["chart"]["version"] = json!("6.6.1");
+    let out = cluster
+        .kubectl_stdin(["replace", "-f", "-"], &changed.to_string())
+        .await?
+        .expect_failure()?;
+    ensure!(out.stderr.contains("failed calling webhook"), "{out}");
+    // ...while labels and finalizers never reach the webhook.
+    cluster
+        .kubectl([
+            "label",
+            "applicationgroup",
+            &name,
+            "orkestra-test/labelled=yes",
+        ])
+        .await?
+        .expect_success()?;
+    finalize_and_wait_gone(cluster, &name).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_deny_mode_a_stored_invalid_group_can_be_labelled_changed_and_deleted() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let scope = cluster.scope("webhook-ratchet");
+    let (_server, _m, _v) = webhook_pair(cluster, &scope, &["--shutdown-delay", "0s"]).await?;
+    // Stored before the webhook judged it: created without this test's label, which the
+    // registrations select on (a cluster where the rule is newer than the group).
+    let name = scope.name("stored");
+    let mut manifest = load_yaml(&repo().join("tests/fixtures/invalid/unknown-dependency.yaml"))?;
+    manifest["metadata"] = json!({"name": name, "finalizers": [HOLD]});
+    apply(cluster, &manifest, &[]).await?.expect_success()?;
+
+    // Labelling it (now the webhooks select it) is a metadata-only update: admitted.
+    let label = format!("{}={}", orkestra_e2e::TEST_LABEL, scope.id());
+    cluster
+        .kubectl(["label", "applicationgroup", &name, &label])
+        .await?
+        .expect_success()?;
+    // A spec change that keeps the old violation is admitted with it as a warning; one that
+    // adds a violation is denied.
+    let mut stored = get(cluster, &name).await?;
+    stored["spec"]["applications"][0]["spec"]["chart"]["version"] = json!("9.9.9");
+    let out = cluster
+        .kubectl_stdin(["replace", "-f", "-"], &stored.to_string())
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stderr.contains("already invalid before this update: "),
+        "no ratchet warning: {out}"
+    );
+    let mut worse = get(cluster, &name).await?;
+    worse["spec"]["applications"][0]["dependencies"] =
+        json!([worse["spec"]["applications"][0]["name"]]);
+    let out = cluster
+        .kubectl_stdin(["replace", "-f", "-"], &worse.to_string())
+        .await?
+        .expect_failure()?;
+    ensure!(out.stderr.contains("depends on itself"), "{out}");
+    finalize_and_wait_gone(cluster, &name).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_outside_the_policy_are_denied_with_the_rule_named() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let scope = cluster.scope("webhook-policy");
+    let (_server, _m, _v) = webhook_pair(
+        cluster,
+        &scope,
+        &[
+            "--shutdown-delay",
+            "0s",
+            "--allowed-workflow-namespaces=orkestra",
+            "--allowed-service-accounts=orkestra",
+            "--allowed-image-prefixes=ghcr.io/orkestra-rs/",
+        ],
+    )
+    .await?;
+    let base = scoped(
+        &scope,
+        load_yaml(&repo().join("examples/bookinfo.yaml"))?,
+        &scope.name("policy"),
+    )?;
+    let cases = [
+        (
+            json!({"namespace": "kube-system"}),
+            "spec.workflowTemplate.namespace: workflow namespace \"kube-system\" is not allowed by the cluster's Orkestra policy (--allowed-workflow-namespaces=orkestra)",
+        ),
+        (
+            json!({"serviceAccountName": "replicaset-controller"}),
+            "spec.workflowTemplate.serviceAccountName: service account \"replicaset-controller\" is not allowed by the cluster's Orkestra policy (--allowed-service-accounts=orkestra)",
+        ),
+        (
+            json!({"executorImage": "evil.example.com/pwn:1"}),
+            "spec.workflowTemplate.executorImage: image \"evil.example.com/pwn:1\" is not allowed by the cluster's Orkestra policy (--allowed-image-prefixes=ghcr.io/orkestra-rs/)",
+        ),
+    ];
+    for (workflow_template, expected) in cases {
+        let mut group = base.clone();
+        group["spec"]["workflowTemplate"] = workflow_template;
+        let out = apply(cluster, &group, &[]).await?.expect_failure()?;
+        ensure!(
+            out.stderr.contains(expected),
+            "expected {expected:?}:\n{out}"
+        );
+    }
+    apply(cluster, &base, &["--dry-run=server"])
+        .await?
+        .expect_success()?;
     Ok(())
 }
 
