@@ -39,6 +39,12 @@ pub const GATE_TEMPLATE: &str = "gate";
 /// keeps it apart from the chart parameters, which are DNS labels.
 pub const GATES_PARAMETER: &str = "orkestra_gates";
 
+/// Every step container's `terminationMessagePolicy`: a step that fails without writing
+/// `/dev/termination-log` gets the end of its log as its termination message, which Argo puts in
+/// the node's message (`main: Error (exit code 1): <the executor's last lines>`), so `status`
+/// shows why a step failed even after its pod is gone.
+pub const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
+
 /// True when an application of the group asks for a manual gate.
 pub fn has_gates(spec: &ApplicationGroupSpec) -> bool {
     spec.applications.iter().any(|a| a.spec.gate == Some(true))
@@ -410,6 +416,7 @@ pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
         "container": {
             "name": "executor",
             "image": image,
+            "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
             "command": ["kubectl-orkestra"],
             "args": [
                 "executor", "helmrelease", "--action", action,
@@ -432,6 +439,7 @@ fn keptn_template() -> Value {
         "container": {
             "name": "executor",
             "image": KEPTN_IMAGE,
+            "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
             "args": [
                 "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
                 "--timeout", "{{inputs.parameters.timeout}}",
@@ -476,6 +484,7 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
                 "container": {
                     "name": container_name,
                     "image": model::custom_image(e).unwrap_or_default(),
+                    "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
                     "args": [
                         "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
                         "--timeout", "{{inputs.parameters.timeout}}", "--interval", "1s",
@@ -578,6 +587,34 @@ mod timeout_tests {
     fn app(release: Value) -> Application {
         serde_json::from_value(json!({"name": "a", "spec": {"chart": {"url": "https://c", "name": "a"}, "release": release}}))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_step_container_keeps_the_end_of_its_log_as_its_message() {
+        let spec: ApplicationGroupSpec = serde_json::from_value(json!({"applications": [
+            {"name": "a", "spec": {"chart": {"url": "https://c", "name": "a"}, "workflow": [
+                {"name": "helmrelease", "type": "helmrelease"},
+                {"name": "gate", "type": "keptn", "params": {"configMapRef": {"name": "k", "namespace": "k"}}},
+                {"name": "smoke", "type": "custom", "image": {"name": "smoke", "image": "busybox:1.36", "command": ["sh"]}},
+            ]}},
+        ]}))
+        .unwrap_or_default();
+        let settings = Settings {
+            executor_image: "img".into(),
+            parallelism: 1,
+        };
+        let containers: Vec<Value> = templates(&spec, &settings)
+            .into_iter()
+            .filter_map(|t| t.get("container").cloned())
+            .collect();
+        assert_eq!(containers.len(), 3, "{containers:?}");
+        for c in &containers {
+            assert_eq!(
+                c["terminationMessagePolicy"], TERMINATION_MESSAGE_POLICY,
+                "{c}"
+            );
+        }
+        assert_eq!(containers[2]["command"], json!(["sh"]));
     }
 
     #[test]
