@@ -18,6 +18,13 @@
 //! }
 //! ```
 //!
+//! Suites that need the real node, Argo and Flux (`tests/real_*.rs`, against `cluster.sh up --node`)
+//! start with `let cluster = orkestra_e2e::node_cluster_or_skip!();` instead: a [`NodeCluster`]
+//! (a [`TestCluster`] plus [`NodeCluster::chart_repo`], [`NodeCluster::executor_image`] and
+//! [`NodeCluster::images`]). They skip unless `ORKESTRA_TEST_NODE=1`, and fail instead when
+//! `ORKESTRA_E2E_NODE_REQUIRED=1`. Every other suite uses `cluster_or_skip!()` and runs on the plain
+//! cluster, where tests may write Argo and Flux status by hand (no controller overwrites it).
+//!
 //! A kube `Client` belongs to the tokio runtime that made it, and every `#[tokio::test]` has its own
 //! runtime, so clients are made per test ([`TestCluster::client`]), never shared.
 
@@ -38,7 +45,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
     ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -107,12 +114,21 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// The test cluster for this test binary, or `None` when end-to-end tests are to be skipped.
+/// The test cluster for this test binary, or `None` when end-to-end tests are to be skipped. On a
+/// real-node cluster (`ORKESTRA_TEST_NODE=1`) it is always `None`: see [`node_cluster`].
 ///
 /// # Panics
 /// When `ORKESTRA_E2E_REQUIRED=1` and no cluster is configured, or when the environment names a
 /// cluster whose files are missing: a test that cannot reach its cluster must fail, not pass.
 pub fn cluster() -> Option<&'static TestCluster> {
+    if env_flag("ORKESTRA_TEST_NODE") {
+        // Suites on the plain cluster may write Argo and Flux status by hand; the real controllers
+        // of a node cluster would overwrite it.
+        eprintln!(
+            "skipped: a real-node cluster runs only the real_* suites (node_cluster_or_skip!)"
+        );
+        return None;
+    }
     static CLUSTER: OnceLock<Result<Option<TestCluster>, String>> = OnceLock::new();
     match CLUSTER.get_or_init(|| TestCluster::from_env().map_err(|e| format!("{e:#}"))) {
         Ok(Some(cluster)) => Some(cluster),
@@ -142,8 +158,164 @@ macro_rules! cluster_or_skip {
     };
 }
 
+/// The real-node test cluster for this test binary (`tests/cluster/cluster.sh up --node`: a kubelet,
+/// the scheduler and controller-manager, the real Argo and Flux controllers, a Helm repository of
+/// `tests/charts/` and the project's webhook), or `None` when the suite is to be skipped.
+///
+/// Skipped unless `ORKESTRA_TEST_NODE=1`; with `ORKESTRA_E2E_NODE_REQUIRED=1` (tests/run) a missing
+/// node cluster fails instead.
+///
+/// # Panics
+/// When a node cluster is required and the environment names none, or names an unusable one.
+pub fn node_cluster() -> Option<&'static NodeCluster> {
+    static NODE: OnceLock<Result<Option<NodeCluster>, String>> = OnceLock::new();
+    let node = NODE.get_or_init(|| {
+        if !env_flag("ORKESTRA_TEST_NODE") {
+            return Ok(None);
+        }
+        let cluster = TestCluster::from_env()
+            .map_err(|e| format!("{e:#}"))?
+            .ok_or("ORKESTRA_TEST_NODE=1 but ORKESTRA_TEST_KUBECONFIG is not set")?;
+        NodeCluster::from_env(cluster)
+            .map(Some)
+            .map_err(|e| format!("{e:#}"))
+    });
+    match node {
+        Ok(Some(node)) => Some(node),
+        Ok(None) => {
+            if env_flag("ORKESTRA_E2E_NODE_REQUIRED") {
+                panic!(
+                    "ORKESTRA_E2E_NODE_REQUIRED=1 but ORKESTRA_TEST_NODE is not 1: no real-node cluster. \
+                     Run the tests through tests/run, or eval \"$(tests/cluster/cluster.sh up --node)\" first."
+                );
+            }
+            eprintln!(
+                "skipped: no real-node cluster (tests/cluster/cluster.sh up --node; tests/run)"
+            );
+            None
+        }
+        Err(reason) => {
+            panic!("the real-node cluster named by the environment is unusable: {reason}")
+        }
+    }
+}
+
+/// `let cluster = node_cluster_or_skip!();` at the start of a `tests/real_*.rs` test returning
+/// `Result`: the [`NodeCluster`], or an early `Ok(())` when there is none and none is required
+/// (see [`node_cluster`]).
+#[macro_export]
+macro_rules! node_cluster_or_skip {
+    () => {
+        match $crate::node_cluster() {
+            ::std::option::Option::Some(cluster) => cluster,
+            ::std::option::Option::None => return ::std::result::Result::Ok(()),
+        }
+    };
+}
+
+/// A [`TestCluster`] with a real node and the real Argo and Flux controllers (it derefs to the
+/// [`TestCluster`]). No test may write Argo or Flux status in it: the controllers own them.
+#[derive(Debug, Clone)]
+pub struct NodeCluster {
+    cluster: TestCluster,
+    chart_repo: String,
+    executor_image: String,
+    images: Vec<String>,
+    pod_kubeconfig_secret: String,
+}
+
+impl NodeCluster {
+    fn from_env(cluster: TestCluster) -> Result<Self> {
+        let var = |name: &str| -> Result<String> {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .with_context(|| format!("{name} is not set (ORKESTRA_TEST_NODE=1 is)"))
+        };
+        Ok(NodeCluster {
+            cluster,
+            chart_repo: var("ORKESTRA_CHART_REPO")?,
+            executor_image: var("ORKESTRA_TEST_EXECUTOR_IMAGE")?,
+            images: var("ORKESTRA_TEST_IMAGES")?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            pod_kubeconfig_secret: var("ORKESTRA_TEST_POD_KUBECONFIG_SECRET")?,
+        })
+    }
+
+    /// URL of the Helm repository on 127.0.0.1 serving every chart of `tests/charts/` (and each
+    /// subchart of them as a chart of its own), e.g. `http://127.0.0.1:PORT`.
+    pub fn chart_repo(&self) -> &str {
+        &self.chart_repo
+    }
+
+    /// The executor image, built from this tree's `kubectl-orkestra` and imported into the node;
+    /// the webhook's default `spec.workflowTemplate.executorImage`.
+    pub fn executor_image(&self) -> &str {
+        &self.executor_image
+    }
+
+    /// Every image imported into the node (fixed tags; nothing can be pulled).
+    pub fn images(&self) -> &[String] {
+        &self.images
+    }
+
+    /// Name of the Secret (key `kubeconfig`) that Argo mounts into every Workflow pod: the API at
+    /// `https://127.0.0.1:PORT` with the pod's own ServiceAccount token. `up --node` creates it in
+    /// namespace `orkestra`; [`NodeCluster::install_pod_kubeconfig`] copies it elsewhere.
+    pub fn pod_kubeconfig_secret(&self) -> &str {
+        &self.pod_kubeconfig_secret
+    }
+
+    /// Copies the pods' kubeconfig Secret into `namespace`, for Workflows that run there.
+    pub async fn install_pod_kubeconfig(&self, client: &Client, namespace: &str) -> Result<()> {
+        let name = self.pod_kubeconfig_secret.as_str();
+        let source = Api::<Secret>::namespaced(client.clone(), "orkestra")
+            .get(name)
+            .await
+            .with_context(|| format!("reading Secret orkestra/{name}"))?;
+        let copy = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                labels: source.metadata.labels,
+                ..ObjectMeta::default()
+            },
+            data: source.data,
+            ..Secret::default()
+        };
+        Api::<Secret>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &copy)
+            .await
+            .with_context(|| format!("creating Secret {namespace}/{name}"))?;
+        Ok(())
+    }
+
+    /// The busybox image (`sh`, `sleep`, `echo`, ...) for custom executor steps and chart pods.
+    pub fn busybox_image(&self) -> Result<&str> {
+        self.images
+            .iter()
+            .find(|i| i.contains("/busybox:"))
+            .map(String::as_str)
+            .context("ORKESTRA_TEST_IMAGES names no busybox image")
+    }
+}
+
+impl std::ops::Deref for NodeCluster {
+    type Target = TestCluster;
+
+    fn deref(&self) -> &TestCluster {
+        &self.cluster
+    }
+}
+
+fn env_flag(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
 fn required() -> bool {
-    std::env::var("ORKESTRA_E2E_REQUIRED").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+    env_flag("ORKESTRA_E2E_REQUIRED")
 }
 
 /// The running test cluster, as described by the `export` lines of `tests/cluster/cluster.sh up`.
