@@ -41,9 +41,11 @@ pub const MAX_WARNINGS: usize = 20;
 /// megabyte-sized error message.
 pub const MAX_LISTED_VIOLATIONS: usize = 100;
 
-/// Most JSON values (objects, arrays, strings, numbers, ...) a review may hold. An UPDATE of a
-/// group at the 1,000-application limit with its injected templates, object and oldObject, holds
-/// about 300,000; parsed, this many take roughly 100 MiB at worst (tiny values).
+/// Most JSON values (objects, arrays, strings, numbers, ...) a review may hold. A defaulted group
+/// at the 1,000-application limit, injected templates included, is 0.6 MB of JSON and about
+/// 71,000 values, so its UPDATE (object and oldObject) about 140,000. Parsing a review just under
+/// this cap, all tiny values, stays well inside the 256 MiB memory limit (measured by the
+/// adversarial suite, `webhook/tests/adversarial.rs`).
 pub const MAX_JSON_VALUES: usize = 1_000_000;
 
 /// What to do with rule violations.

@@ -487,6 +487,24 @@ async fn every_hostile_class_is_survived_within_memory_and_probe_budgets() {
     })
     .await;
 
+    class(
+        &mut w,
+        "2. 990,000 tiny JSON values (just under the cap)",
+        |t| async move {
+            let mut obj = tiny_apps(1);
+            obj["spec"]["applications"][0]["spec"] =
+                json!({"release": {"values": {"v": vec![0u8; 990_000]}}});
+            let body = client::review("under", "CREATE", &obj, None);
+            for path in ["/validate", "/mutate"] {
+                let (status, r) = t.review(path, body.clone()).await;
+                assert_eq!(status, 200);
+                // Parsed and judged: the group is incomplete, so it is denied (or left unpatched).
+                assert!(!message(&r).contains("JSON values"), "{}", message(&r));
+            }
+        },
+    )
+    .await;
+
     class(&mut w, "2. 7.9 MiB of text, and 9 MiB (over the cap)", |t| async move {
         let mut obj = tiny_apps(1);
         obj["spec"]["applications"][0]["spec"] =
