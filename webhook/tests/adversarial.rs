@@ -388,6 +388,13 @@ fn tiny_apps(n: usize) -> Value {
            "metadata": {"name": "tiny"}, "spec": {"applications": apps}})
 }
 
+/// The head of a JSON POST of `len` bytes to `path`.
+fn head(path: &str, len: usize) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    )
+}
+
 /// Writes a raw HTTP/1.1 request over TLS and returns the stream (to read from or drop).
 async fn raw(t: &Target, head: &str, body: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut tls = client::tls_connect(t.addr, t.tls.clone())
@@ -505,47 +512,61 @@ async fn every_hostile_class_is_survived_within_memory_and_probe_budgets() {
     )
     .await;
 
-    class(&mut w, "2. 7.9 MiB of text, and 9 MiB (over the cap)", |t| async move {
-        let mut obj = tiny_apps(1);
-        obj["spec"]["applications"][0]["spec"] =
-            json!({"release": {"values": {"blob": "x".repeat(7_900_000)}}});
-        let body = client::review("text", "CREATE", &obj, None);
-        let (status, r) = t.review("/validate", body.clone()).await;
-        assert_eq!(status, 200);
-        assert!(message(&r).contains("etcd stores at most 1.5 MiB"), "{}", message(&r));
-        let (status, _) = t.review("/mutate", body).await;
-        assert_eq!(status, 200);
-        // Over the 8 MiB cap: 413 from the declared length, before a byte of the body is read.
-        let head = format!(
-            "POST /validate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            9 << 20
-        );
-        let mut tls = raw(&t, &head, b"").await;
-        let mut answer = vec![0u8; 64];
-        let n = tls.read(&mut answer).await.expect("answer");
-        assert!(answer[..n].starts_with(b"HTTP/1.1 413"), "{:?}", String::from_utf8_lossy(&answer[..n]));
-    })
+    class(
+        &mut w,
+        "2. 7.9 MiB of text, and 9 MiB (over the cap)",
+        |t| async move {
+            let mut obj = tiny_apps(1);
+            obj["spec"]["applications"][0]["spec"] =
+                json!({"release": {"values": {"blob": "x".repeat(7_900_000)}}});
+            let body = client::review("text", "CREATE", &obj, None);
+            let (status, r) = t.review("/validate", body.clone()).await;
+            assert_eq!(status, 200);
+            assert!(
+                message(&r).contains("etcd stores at most 1.5 MiB"),
+                "{}",
+                message(&r)
+            );
+            let (status, _) = t.review("/mutate", body).await;
+            assert_eq!(status, 200);
+            // Over the 8 MiB cap: 413 from the declared length, before a byte of the body is read.
+            let request = head("/validate", 9 << 20);
+            let mut tls = raw(&t, &request, b"").await;
+            let mut answer = vec![0u8; 64];
+            let n = tls.read(&mut answer).await.expect("answer");
+            assert!(
+                answer[..n].starts_with(b"HTTP/1.1 413"),
+                "{:?}",
+                String::from_utf8_lossy(&answer[..n])
+            );
+        },
+    )
     .await;
 
-    class(&mut w, "3. four 1 MB mutations abandoned by their clients", |t| async move {
-        let mut obj = client::group("abandon", 1000);
-        for app in obj["spec"]["applications"].as_array_mut().into_iter().flatten() {
-            app["spec"]["release"]["values"] = json!({"pad": "p".repeat(700)});
-        }
-        let body = client::review("abandon", "CREATE", &obj, None);
-        assert!(body.len() > 900_000, "{}", body.len());
-        let head = format!(
-            "POST /mutate?timeout=2s HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        let mut streams = Vec::new();
-        for _ in 0..4 {
-            streams.push(raw(&t, &head, &body).await);
-        }
-        // Gone before the answers: the work goes on, holding its permits, and is counted.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        drop(streams);
-    })
+    class(
+        &mut w,
+        "3. four 1 MB mutations abandoned by their clients",
+        |t| async move {
+            let mut obj = client::group("abandon", 1000);
+            for app in obj["spec"]["applications"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                app["spec"]["release"]["values"] = json!({"pad": "p".repeat(700)});
+            }
+            let body = client::review("abandon", "CREATE", &obj, None);
+            assert!(body.len() > 900_000, "{}", body.len());
+            let request = head("/mutate?timeout=2s", body.len());
+            let mut streams = Vec::new();
+            for _ in 0..4 {
+                streams.push(raw(&t, &request, &body).await);
+            }
+            // Gone before the answers: the work goes on, holding its permits, and is counted.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(streams);
+        },
+    )
     .await;
     let started = Instant::now();
     while w.metric("orkestra_webhook_reviews_abandoned_total").await < 1.0 {
@@ -805,11 +826,8 @@ async fn shutdown_closes_keep_alive_connections_and_is_bounded() {
     let load = tokio::spawn(async move {
         let body = client::review("l", "CREATE", &client::group("l", 1000), None);
         while let Ok(mut tcp) = client::tls_connect(addr, tls.clone()).await {
-            let head = format!(
-                "POST /mutate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                body.len()
-            );
-            let _ = tcp.write_all(head.as_bytes()).await;
+            let request = head("/mutate", body.len());
+            let _ = tcp.write_all(request.as_bytes()).await;
             let _ = tcp.write_all(&body).await;
             let mut buf = [0u8; 64];
             let _ = tcp.read(&mut buf).await;
