@@ -376,3 +376,16 @@ fn negative_parallelism_is_refused_as_the_crd_does() {
         "bookinfo: spec.workflowTemplate.parallelism: must be at least 1 (got -1)\n"
     );
 }
+
+#[test]
+fn reader_limits_are_told_in_words() {
+    let dir = Scratch::new("budget");
+    let file = dir.path("many.yaml");
+    std::fs::write(&file, format!("[{}]\n", vec!["0"; 250_001].join(","))).expect("write");
+    let out = run_bounded(&["validate", "-f", &file], 30);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{file}: too many YAML values: at most 250000 in one input\n")
+    );
+}
