@@ -32,6 +32,16 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the group's revisions: when, who, what changed, how the release ended.
     History(HistoryArgs),
+    /// Why an application has not been released yet: its unmet dependencies down to the blocker.
+    Why(WhyArgs),
+    /// Every application that depends on one, in release order (its blast radius).
+    Impact(ImpactArgs),
+    /// Check every ApplicationGroup in the cluster against the webhook's rules.
+    Audit(AuditArgs),
+    /// Stop the release in flight (Argo's terminate, or stop with --stop); recorded in history.
+    Abort(AbortArgs),
+    /// Re-run a failed release from its failed steps (Argo's retry); no new revision.
+    Retry(RetryArgs),
     /// Print the ApplicationGroup CustomResourceDefinition generated from the types.
     Crd,
     /// Release steps run by the group's Argo Workflow (in-cluster, or with a kubeconfig).
@@ -124,6 +134,8 @@ pub enum GraphOutput {
     Mermaid,
     /// JSON.
     Json,
+    /// SVG picture (open in a browser): waves as columns, status colours, critical path in red.
+    Svg,
 }
 
 impl From<GraphOutput> for orkestra::render::Format {
@@ -134,6 +146,7 @@ impl From<GraphOutput> for orkestra::render::Format {
             GraphOutput::Dot => Self::Dot,
             GraphOutput::Mermaid => Self::Mermaid,
             GraphOutput::Json => Self::Json,
+            GraphOutput::Svg => Self::Svg,
         }
     }
 }
@@ -206,7 +219,8 @@ pub struct WaitArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
 
-    /// How often the cluster is read while waiting or watching.
+    /// How often a live view is redrawn when nothing changed (changes show at once: the views
+    /// follow watch streams).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
     pub interval: std::time::Duration,
 }
@@ -304,6 +318,106 @@ pub struct HistoryArgs {
     pub namespace: Option<String>,
 
     /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The application.
+    pub application: String,
+
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct ImpactArgs {
+    /// The application.
+    pub application: String,
+
+    /// An ApplicationGroup in the cluster.
+    #[arg(
+        value_name = "GROUP",
+        conflicts_with = "files",
+        required_unless_present = "files"
+    )]
+    pub group: Option<String>,
+
+    /// File, directory (its *.yaml, *.yml and *.json files) or `-` for stdin; repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// Also read the directories under a directory.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// Also show what promoting the application at this chart version would release.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
+    pub output: ClusterOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Stop as `argo stop` does (exit handlers run) instead of terminating at once.
+    #[arg(long)]
+    pub stop: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The ApplicationGroup.
+    pub group: String,
+
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    #[command(flatten)]
+    pub waiting: WaitArgs,
+
+    /// Output format (of the status with --wait).
     #[arg(short, long, value_enum, default_value_t = ClusterOutput::Table)]
     pub output: ClusterOutput,
 }

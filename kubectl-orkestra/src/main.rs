@@ -8,10 +8,22 @@ use clap::Parser as _;
 mod cli;
 mod client;
 mod commands;
+mod complete;
 mod input;
 mod output;
 
+/// The executable's name (kubectl finds it as `kubectl orkestra`).
+const BIN: &str = "kubectl-orkestra";
+
 fn main() -> ExitCode {
+    // `kubectl_complete-orkestra ARGS... WORD` runs `kubectl-orkestra __complete ARGS... WORD`:
+    // answered before parsing, since the words are whatever the user has typed so far.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "__complete") {
+        let cmd = <cli::Cli as clap::CommandFactory>::command();
+        let _ = output::write_stdout(&complete::answer(&cmd, &args[2..]));
+        return ExitCode::SUCCESS;
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

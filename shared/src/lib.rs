@@ -6,10 +6,13 @@
 
 pub mod api;
 pub mod argo;
+pub mod control;
 pub mod defaults;
 pub mod duration;
+pub mod eta;
 pub mod flux;
 pub mod graph;
+pub mod impact;
 pub mod limits;
 pub mod live;
 pub mod load;
@@ -22,3 +25,4 @@ pub mod render;
 pub mod revision;
 pub mod schema;
 pub mod validate;
+pub mod why;

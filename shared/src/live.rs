@@ -573,6 +573,10 @@ pub struct StatusReport {
     /// Removal steps of a rollback (`<app>` or `<app>--<subchart>` parameters), with their phase.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub removals: BTreeMap<String, String>,
+    /// The expected time left of a release in flight (see [`crate::eta`]); set by the caller,
+    /// which has the earlier Workflows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta: Option<crate::eta::Eta>,
 }
 
 /// What `status` reads: the group, its latest Workflow and its HelmReleases.
@@ -742,6 +746,7 @@ impl StatusReport {
             verdict,
             rows: ordered,
             removals,
+            eta: None,
         }
     }
 

@@ -1,6 +1,6 @@
-//! Views of a group's DAG: waves (`levels`), `tree`, Graphviz `dot`, `mermaid` and `json`, each
-//! with live status overlaid when there is some. One renderer per format, used by `graph -f`
-//! (offline) and `graph GROUP` (live).
+//! Views of a group's DAG: waves (`levels`), `tree`, Graphviz `dot`, `mermaid`, `json` and
+//! `svg` (laid out here, see [`svg`]), each with live status overlaid when there is some. One
+//! renderer per format, used by `graph -f` (offline) and `graph GROUP` (live).
 
 use std::fmt::Write as _;
 
@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::api::ApplicationGroupSpec;
 use crate::graph::Dag;
 use crate::{duration, model};
+
+mod svg;
 
 /// Output formats of `graph`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub enum Format {
     Mermaid,
     /// The view as JSON, for machines.
     Json,
+    /// A standalone SVG picture: waves as columns, status as colours, the critical path in red.
+    Svg,
 }
 
 /// Live state of one node (application or subchart).
@@ -98,6 +102,9 @@ pub struct GraphView {
     pub critical_path: Vec<String>,
     /// What the critical path is weighted by: `count` or `duration`.
     pub critical_path_by: String,
+    /// The expected time left of the release in flight, when known (set by the caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta: Option<crate::eta::Eta>,
 }
 
 /// Why a view cannot be built.
@@ -195,6 +202,7 @@ impl GraphView {
             critical_path_by: if by_duration { "duration" } else { "count" }.into(),
             applications: nodes,
             waves,
+            eta: None,
         })
     }
 
@@ -210,6 +218,7 @@ impl GraphView {
             Format::Dot => self.dot(),
             Format::Mermaid => self.mermaid(),
             Format::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
+            Format::Svg => self.svg(),
         }
     }
 
@@ -229,6 +238,9 @@ impl GraphView {
                 self.critical_path_by,
                 self.critical_path.join(" -> ")
             );
+        }
+        if let Some(eta) = &self.eta {
+            let _ = writeln!(s, "expected: {}", eta.describe());
         }
         s
     }

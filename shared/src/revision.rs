@@ -350,6 +350,30 @@ pub struct HistoryRow {
     /// Its phase; `None` when the Workflow is gone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// `aborted by alice at ...`, when `abort` stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+    /// How many times `retry` restarted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
+}
+
+/// Adds what `abort` and `retry` recorded on each row's Workflow.
+pub fn mark_controls(rows: &mut [HistoryRow], workflows: &[Value]) {
+    for row in rows {
+        let Some(wf) = workflows
+            .iter()
+            .find(|w| w.pointer("/metadata/name").and_then(Value::as_str) == Some(&row.workflow))
+        else {
+            continue;
+        };
+        row.aborted = crate::control::aborted(wf);
+        row.retries = wf
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(crate::control::RETRIES))
+            .and_then(Value::as_str)
+            .and_then(|n| n.parse().ok());
+    }
 }
 
 /// The history of a group, oldest first.
@@ -372,6 +396,8 @@ pub fn history(revisions: &[Revision], phases: &[(String, String)]) -> Vec<Histo
                     .iter()
                     .find(|(n, _)| n == &r.workflow)
                     .map(|(_, p)| p.clone()),
+                aborted: None,
+                retries: None,
             }
         })
         .collect()

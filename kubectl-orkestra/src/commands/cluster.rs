@@ -28,7 +28,7 @@ pub struct Kind {
 }
 
 impl Kind {
-    fn resource(&self) -> ApiResource {
+    pub fn resource(&self) -> ApiResource {
         ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk(self.group, self.version, self.kind),
             self.plural,
@@ -62,6 +62,12 @@ pub const HELM_RELEASE: Kind = Kind {
     version: "v2",
     kind: "HelmRelease",
     plural: "helmreleases",
+};
+pub const POD: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
 };
 pub const CONTROLLER_REVISION: Kind = Kind {
     group: "apps",
@@ -203,6 +209,24 @@ impl Cluster {
             .map_err(|e| explain(e, "delete", kind, Some(name), namespace))
     }
 
+    /// Deletes an object; one that does not exist (any more) is fine.
+    pub async fn delete_if_exists(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<()> {
+        match self
+            .api(kind, namespace)
+            .delete(name, &Default::default())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(explain(e, "delete", kind, Some(name), namespace)),
+        }
+    }
+
     pub async fn merge_patch(
         &self,
         kind: Kind,
@@ -268,14 +292,7 @@ impl Cluster {
 
     /// Reads a group: its object and its spec (as stored).
     pub async fn group(&self, name: &str) -> Result<Group> {
-        let object = self.get(APPLICATION_GROUP, None, name).await?;
-        let spec = model::parse_spec(&object)
-            .with_context(|| format!("reading ApplicationGroup {name:?}"))?;
-        Ok(Group {
-            name: name.to_string(),
-            object,
-            spec,
-        })
+        Group::from_object(self.get(APPLICATION_GROUP, None, name).await?)
     }
 }
 
@@ -288,6 +305,18 @@ pub struct Group {
 }
 
 impl Group {
+    /// Reads a group's object as the API server returned it.
+    pub fn from_object(object: Value) -> Result<Self> {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let spec = model::parse_spec(&object)
+            .with_context(|| format!("reading ApplicationGroup {name:?}"))?;
+        Ok(Self { name, object, spec })
+    }
+
     /// Namespace of the group's Workflows (and revisions): `-n`, else the group's setting.
     pub fn workflow_namespace(&self, flag: Option<&str>) -> String {
         flag.map(str::to_string)
@@ -383,7 +412,30 @@ pub async fn observe(
         cluster.list(WORKFLOW, Some(&namespace), &selector),
         cluster.list(CONTROLLER_REVISION, Some(&namespace), &selector)
     );
-    let (workflows, revisions) = (workflows?, revisions?);
+    // Without HelmRelease access the rest of the status is still worth showing.
+    let helm_releases = helm_releases.unwrap_or_else(|e| {
+        crate::output::write_stderr(&format!("warning: {e:#}\n"));
+        Vec::new()
+    });
+    Ok(assemble(
+        group,
+        namespace,
+        workflows?,
+        revisions?,
+        &helm_releases,
+    ))
+}
+
+/// Builds the observation of a group from the objects read (or watched) in the cluster.
+pub fn assemble(
+    group: Group,
+    namespace: String,
+    workflows: Vec<Value>,
+    revisions: Vec<Value>,
+    helm_releases: &[Value],
+) -> Observation {
+    let name = group.name.clone();
+    let name = name.as_str();
     // Numbers stay unique across an earlier group of the same name whose objects were orphaned;
     // everything else only counts this group's own objects.
     let next_revision = revision::next_number(&revision::read_all(&revisions));
@@ -397,11 +449,6 @@ pub async fn observe(
         .filter(|r| revision::owned_by(r, &uid))
         .collect();
     let revisions = revision::read_all(&revisions);
-    // Without HelmRelease access the rest of the status is still worth showing.
-    let helm_releases = helm_releases.unwrap_or_else(|e| {
-        crate::output::write_stderr(&format!("warning: {e:#}\n"));
-        Vec::new()
-    });
     let spec = group.defaulted_spec();
     let latest = revisions.last().map(|r| (r.number, r.spec == group.spec));
     let conditions: Vec<Value> = group
@@ -410,23 +457,31 @@ pub async fn observe(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let report = StatusReport::build(&Observed {
+    let mut report = StatusReport::build(&Observed {
         group: name,
         spec: &spec,
         conditions: &conditions,
         revision: latest,
         workflow: revision::latest_workflow(&workflows),
-        helm_releases: &helm_releases,
+        helm_releases,
         now: now(),
     });
-    Ok(Observation {
+    let current = revision::latest_workflow(&workflows)
+        .and_then(|w| w.pointer("/metadata/name"))
+        .and_then(Value::as_str);
+    report.eta = orkestra::eta::eta(
+        &report,
+        &spec,
+        &orkestra::eta::expected_durations(&spec, &workflows, current),
+    );
+    Observation {
         group,
         namespace,
         next_revision,
         revisions,
         workflows,
         report,
-    })
+    }
 }
 
 /// Aligned columns, kubectl style: upper-case headers, three spaces between columns.

@@ -9,6 +9,7 @@ use orkestra::render::GraphView;
 use orkestra::{model, validate};
 
 use super::cluster::{self, Cluster};
+use super::watch::Live;
 use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::{FileArgs, GraphArgs};
 use crate::input;
@@ -26,11 +27,20 @@ fn live(args: &GraphArgs, group: &str) -> Result<ExitCode> {
         let cluster = Cluster::connect(&args.kube).await?;
         let color = cluster::colour();
         let mut last = String::new();
+        let live = match args.watch {
+            true => Some(Live::start(&cluster, group, args.namespace.as_deref()).await?),
+            false => None,
+        };
         loop {
-            let obs = cluster::observe(&cluster, group, args.namespace.as_deref()).await?;
+            let obs = match &live {
+                Some(live) => live.observe()?,
+                None => cluster::observe(&cluster, group, args.namespace.as_deref()).await?,
+            };
             let report = &obs.report;
             let spec = obs.group.defaulted_spec();
-            let view = GraphView::build(group, &spec, &|app, sub| report.node_status(app, sub))?;
+            let mut view =
+                GraphView::build(group, &spec, &|app, sub| report.node_status(app, sub))?;
+            view.eta = report.eta.clone();
             let mut text = view.render(args.output.into(), color);
             if matches!(
                 args.output,
@@ -54,7 +64,9 @@ fn live(args: &GraphArgs, group: &str) -> Result<ExitCode> {
             if report.verdict.is_final() {
                 return Ok(super::status::exit_code(report, false));
             }
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if let Some(live) = &live {
+                live.next(std::time::Duration::from_secs(1)).await;
+            }
         }
     })
 }
@@ -90,6 +102,12 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
             let object = checked.mutated.as_ref().unwrap_or(&doc.value);
             let spec = model::parse_spec(object)?;
             let view = GraphView::build(doc.name(), &spec, &|_, _| None)?;
+            if !first && args.output == crate::cli::GraphOutput::Svg {
+                anyhow::bail!(
+                    "-o svg draws one ApplicationGroup per picture; {} holds several (pass one file per group)",
+                    source.name
+                );
+            }
             if !first
                 && matches!(
                     args.output,

@@ -29,10 +29,11 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
             .into_iter()
             .filter(|w| revision::owned_by(w, &uid))
             .collect();
-        let rows = revision::history(
+        let mut rows = revision::history(
             &revision::read_all(&revisions),
             &revision::workflow_phases(&workflows),
         );
+        revision::mark_controls(&mut rows, &workflows);
         if cluster::write_structured(&rows, args.output)? {
             return Ok(ExitCode::SUCCESS);
         }
@@ -72,7 +73,16 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
                         cluster::truncate(&changes, 70)
                     },
                     r.workflow.clone(),
-                    r.phase.clone().unwrap_or_else(|| "(deleted)".into()),
+                    {
+                        let mut phase = r.phase.clone().unwrap_or_else(|| "(deleted)".into());
+                        if let Some(a) = &r.aborted {
+                            phase.push_str(&format!(" ({a})"));
+                        }
+                        if let Some(n) = r.retries {
+                            phase.push_str(&format!(" (retried {n}x)"));
+                        }
+                        phase
+                    },
                 ]
             })
             .collect();

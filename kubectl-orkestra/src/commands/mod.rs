@@ -6,14 +6,19 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 
+mod audit;
 mod cluster;
+mod control;
 pub mod executor;
 mod graph;
 mod history;
+mod impact;
 mod promote;
 mod rollback;
 mod status;
 mod validate;
+mod watch;
+mod why;
 
 /// Everything valid.
 pub const EXIT_OK: u8 = 0;
@@ -30,6 +35,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Promote(args) => promote::run(&args),
         Command::Rollback(args) => rollback::run(&args),
         Command::History(args) => history::run(&args),
+        Command::Why(args) => why::run(&args),
+        Command::Impact(args) => impact::run(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Abort(args) => control::abort(&args),
+        Command::Retry(args) => control::retry(&args),
         Command::Executor(command) => Ok(executor::run(&command)),
         Command::Crd => {
             crate::output::write_stdout(&orkestra::api::crd_yaml())?;
@@ -37,7 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "kubectl-orkestra", &mut std::io::stdout());
+            crate::output::write_stdout(&crate::complete::script(shell, &mut cmd))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -12,6 +12,7 @@ use orkestra::live::{StatusReport, Verdict};
 use orkestra::render::GraphView;
 
 use super::cluster::{self, Cluster, EXIT_FAILED, EXIT_TIMEOUT, Observation};
+use super::watch::Live;
 use crate::cli::{ClusterOutput, StatusArgs, WaitArgs};
 use crate::output::{write_stderr, write_stdout};
 
@@ -28,14 +29,16 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
             )
             .await;
         }
+        if !args.watch {
+            let obs = cluster::observe(&cluster, &args.group, args.namespace.as_deref()).await?;
+            write_stdout(&render(&obs.report, args.output)?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let live = Live::start(&cluster, &args.group, args.namespace.as_deref()).await?;
         let mut last = String::new();
         loop {
-            let obs = cluster::observe(&cluster, &args.group, args.namespace.as_deref()).await?;
+            let obs = live.observe()?;
             let text = render(&obs.report, args.output)?;
-            if !args.watch {
-                write_stdout(&text)?;
-                return Ok(ExitCode::SUCCESS);
-            }
             if text != last {
                 if cluster::colour() {
                     write_stdout("\x1b[H\x1b[2J")?;
@@ -48,7 +51,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
             if obs.report.verdict.is_final() {
                 return Ok(exit_code(&obs.report, false));
             }
-            tokio::time::sleep(args.waiting.interval).await;
+            live.next(args.waiting.interval).await;
         }
     })
 }
@@ -59,8 +62,9 @@ pub struct Waited {
     pub timed_out: bool,
 }
 
-/// Polls the group until its latest release ends or `timeout` passes; progress (one line per
-/// change) goes to stderr when `progress`.
+/// Watches the group until its latest release ends or `timeout` passes; progress (one line per
+/// change) goes to stderr when `progress`. `interval` is how often the view is redrawn without a
+/// change (durations grow); changes show as they happen.
 pub async fn wait(
     cluster: &Cluster,
     group: &str,
@@ -73,14 +77,16 @@ pub async fn wait(
     let mut last = String::new();
     // In a terminal, progress is the live DAG (redrawn); elsewhere (CI logs) one line per change.
     let live_dag = progress && std::io::stderr().is_terminal() && cluster::colour_allowed();
+    let live = Live::start(cluster, group, namespace).await?;
     loop {
         let Observation {
             report, group: g, ..
-        } = cluster::observe(cluster, group, namespace).await?;
+        } = live.observe()?;
         let line = report.summary();
         if live_dag {
-            let view =
+            let mut view =
                 GraphView::build(group, &g.defaulted_spec(), &|a, s| report.node_status(a, s))?;
+            view.eta = report.eta.clone();
             let text = format!(
                 "{}\n[{:>4}s] {line}\n",
                 view.render(orkestra::render::Format::Levels, true),
@@ -114,7 +120,7 @@ pub async fn wait(
                 timed_out: true,
             });
         }
-        tokio::time::sleep(
+        live.next(
             interval
                 .min(timeout.saturating_sub(start.elapsed()))
                 .max(Duration::from_millis(50)),
@@ -223,7 +229,11 @@ fn table(r: &StatusReport, wide: bool) -> String {
         }
         None => s.push_str("Workflow:         none\n"),
     }
-    let _ = writeln!(s, "Status:           {}\n", r.summary());
+    let _ = writeln!(s, "Status:           {}", r.summary());
+    if let Some(eta) = &r.eta {
+        let _ = writeln!(s, "Expected:         {}", eta.describe());
+    }
+    s.push('\n');
     let mut headers = vec![
         "APPLICATION",
         "WAVE",

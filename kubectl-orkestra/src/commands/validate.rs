@@ -64,12 +64,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             if !valid {
                 invalid += 1;
             }
-            for v in &checked.report.errors {
-                let _ = writeln!(text, "{label}: {v}");
-            }
-            for v in &checked.report.warnings {
-                let _ = writeln!(text, "{label}: {}warning: {}", prefix(v), v.message);
-            }
+            text.push_str(&findings(&label, &checked.report));
             if valid {
                 let w = checked.report.warnings.len();
                 let extra = if w == 0 {
@@ -123,6 +118,19 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     }))
 }
 
+/// One line per finding, `<group>: <path>: <message>`, then warnings as
+/// `<group>: <path>: warning: <message>` (what `validate` and `audit` print).
+pub fn findings(label: &str, report: &validate::Report) -> String {
+    let mut text = String::new();
+    for v in &report.errors {
+        let _ = writeln!(text, "{label}: {v}");
+    }
+    for v in &report.warnings {
+        let _ = writeln!(text, "{label}: {}warning: {}", prefix(v), v.message);
+    }
+    text
+}
+
 fn prefix(v: &Violation) -> String {
     if v.path.is_empty() {
         String::new()
@@ -131,7 +139,7 @@ fn prefix(v: &Violation) -> String {
     }
 }
 
-fn violations(list: &[Violation]) -> Value {
+pub fn violations(list: &[Violation]) -> Value {
     list.iter()
         .map(|v| json!({ "path": v.path, "message": v.message }))
         .collect()

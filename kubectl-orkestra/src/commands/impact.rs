@@ -1,0 +1,105 @@
+//! `kubectl orkestra impact APP (GROUP | -f FILE) [--to VERSION]`: the applications that depend
+//! on APP, in release order, and what a promote of a new version would release (see
+//! `orkestra::impact`).
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use orkestra::api::KIND;
+use orkestra::impact::{self, Impact};
+use orkestra::{model, validate};
+
+use super::cluster::{self, Cluster};
+use super::{EXIT_INVALID, EXIT_OK};
+use crate::cli::{FileArgs, ImpactArgs};
+use crate::input;
+use crate::output::{write_stderr, write_stdout};
+
+pub fn run(args: &ImpactArgs) -> Result<ExitCode> {
+    match &args.group {
+        Some(group) => super::block_on(async {
+            let cluster = Cluster::connect(&args.kube).await?;
+            let g = cluster.group(group).await?;
+            print(
+                &[impact::impact(
+                    group,
+                    &g.defaulted_spec(),
+                    &args.application,
+                    args.to.as_deref(),
+                )?],
+                args,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        None => files(args),
+    }
+}
+
+fn print(impacts: &[Impact], args: &ImpactArgs) -> Result<()> {
+    let structured = match impacts {
+        [one] => cluster::write_structured(one, args.output)?,
+        many => cluster::write_structured(&many, args.output)?,
+    };
+    if !structured {
+        let text: Vec<String> = impacts.iter().map(Impact::render).collect();
+        write_stdout(&text.join("\n"))?;
+    }
+    Ok(())
+}
+
+fn files(args: &ImpactArgs) -> Result<ExitCode> {
+    let input = FileArgs {
+        files: args.files.clone(),
+        recursive: args.recursive,
+    };
+    let mut code = EXIT_OK;
+    let mut impacts = Vec::new();
+    let mut groups = Vec::new();
+    for source in input::read(&input)? {
+        let documents = match source.documents {
+            Ok(d) => d,
+            Err(e) => {
+                write_stderr(&format!("{}: {}\n", source.name, e.message));
+                code = EXIT_INVALID;
+                continue;
+            }
+        };
+        for doc in documents.iter().filter(|d| d.kind() == KIND) {
+            let checked = validate::check(&doc.value);
+            if !checked.report.is_valid() {
+                for v in &checked.report.errors {
+                    write_stderr(&format!("{}: {v}\n", doc.name()));
+                }
+                code = EXIT_INVALID;
+                continue;
+            }
+            let object = checked.mutated.as_ref().unwrap_or(&doc.value);
+            let spec = model::parse_spec(object)?;
+            groups.push(doc.name().to_string());
+            if spec.applications.iter().any(|a| a.name == args.application) {
+                impacts.push(impact::impact(
+                    doc.name(),
+                    &spec,
+                    &args.application,
+                    args.to.as_deref(),
+                )?);
+            }
+        }
+    }
+    if impacts.is_empty() {
+        if code != EXIT_OK {
+            return Ok(ExitCode::from(code));
+        }
+        bail!(
+            "no application {:?} in {}",
+            args.application,
+            if groups.is_empty() {
+                "any ApplicationGroup of the files".to_string()
+            } else {
+                format!("ApplicationGroup {}", groups.join(", "))
+            }
+        );
+    }
+    print(&impacts, args)?;
+    Ok(ExitCode::from(code))
+}
