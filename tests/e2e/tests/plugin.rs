@@ -1133,3 +1133,350 @@ async fn without_the_crd_the_message_says_to_install_it() -> Result<()> {
     .await?;
     result
 }
+
+/// A node of `node()` with its children and boundary, as Argo links them.
+fn linked(mut n: (String, Value), children: &[&str], boundary: &str) -> (String, Value) {
+    n.1["children"] = json!(children);
+    if !boundary.is_empty() {
+        n.1["boundaryID"] = json!(boundary);
+    }
+    n
+}
+
+#[tokio::test]
+async fn why_names_the_failed_step_impact_lists_dependents_and_audit_finds_old_groups() -> Result<()>
+{
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-why");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    let group = create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![
+            app("db", &[], "1.0.0", &ns),
+            app("cache", &[], "1.0.0", &ns),
+            app("api", &["db", "cache"], "1.0.0", &ns),
+            app("web", &["api"], "1.0.0", &ns),
+        ],
+    )
+    .await?;
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    let wf = format!("{name}-r1");
+    let mut db_pod = node(&wf, "db.db", "executor-helmrelease", "Pod", "Failed");
+    db_pod.1["message"] = json!("HelmRelease db/db: InstallFailed: install retries exhausted");
+    set_workflow_status(
+        &client,
+        &ns,
+        &wf,
+        json!({"phase": "Failed", "startedAt": "2026-01-01T10:00:00Z", "finishedAt": "2026-01-01T10:02:00Z",
+            "nodes": nodes(vec![
+                node(&wf, "", "entry", "DAG", "Failed"),
+                node(&wf, "db", "app-db", "DAG", "Failed"),
+                db_pod,
+                node(&wf, "cache", "app-cache", "DAG", "Succeeded"),
+            ])}),
+    )
+    .await?;
+    helm_release(
+        &client,
+        &group,
+        "db",
+        "False",
+        "InstallFailed",
+        "install retries exhausted",
+    )
+    .await?;
+
+    let out = plugin(cluster, "admin", &["why", "web", &name])
+        .await?
+        .expect_success()?;
+    for want in [
+        "web has not been released yet",
+        "└─ api",
+        "└─ db",
+        "blocked by db: its release step failed",
+        &format!("HelmRelease {ns}/db: Ready=False (InstallFailed): install retries exhausted"),
+        &format!("kubectl orkestra retry {name}"),
+    ] {
+        ensure!(out.stdout.contains(want), "{want:?} in:\n{out}");
+    }
+    let out = plugin(cluster, "admin", &["why", "web", &name, "-o", "json"])
+        .await?
+        .expect_success()?;
+    let why: Value = serde_json::from_str(&out.stdout)?;
+    ensure!(
+        why["blockers"][0]["name"] == "db" && why["blockers"][0]["cause"] == "failedStep",
+        "{why}"
+    );
+    let out = plugin(cluster, "admin", &["why", "cach", &name]).await?;
+    ensure!(
+        out.code() == Some(2) && out.stderr.contains("(did you mean \"cache\"?)"),
+        "{out}"
+    );
+
+    let out = plugin(cluster, "admin", &["impact", "db", &name, "--to", "1.1.0"])
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stdout.contains("2 applications depend on db")
+            && out.stdout.contains("through api")
+            && out.stdout.contains("db@1.0.0 -> db@1.1.0")
+            && out.stdout.contains("leaves       cache"),
+        "{out}"
+    );
+    let out = plugin(cluster, "admin", &["impact", "db", &name, "-o", "json"])
+        .await?
+        .expect_success()?;
+    let impact: Value = serde_json::from_str(&out.stdout)?;
+    let names: Vec<&str> = impact["dependents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    ensure!(names == ["api", "web"], "{impact}");
+
+    // A group stored before the webhook existed (created straight through the API).
+    let legacy = scope.name("legacy");
+    let mut broken = json!({
+        "apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+        "metadata": {"name": legacy},
+        "spec": {"applications": [app("db", &["api"], "1.0.0", &ns), app("api", &["db"], "1.0.0", &ns)]},
+    });
+    scope.label(&mut broken)?;
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
+    api.create(&PostParams::default(), &serde_json::from_value(broken)?)
+        .await?;
+    let out = plugin(cluster, "admin", &["audit"]).await?;
+    ensure!(
+        out.code() == Some(1)
+            && out.stdout.contains(&format!(
+                "{legacy}: spec.applications[0].dependencies[0]: dependency cycle: db -> api -> db"
+            ))
+            && !out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}: ")) && !l.contains("warning:"))
+            && out.stderr.contains("would be denied by the webhook"),
+        "{out}"
+    );
+    delete_group(&client, &legacy).await;
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn abort_terminates_and_retry_resets_the_failed_step_as_argo_does() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-abort");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![
+            app("db", &[], "1.0.0", &ns),
+            app("api", &["db"], "1.0.0", &ns),
+        ],
+    )
+    .await?;
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    let wf = format!("{name}-r1");
+    let wf_api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &workflow_resource());
+    let ids = |path: &str| {
+        let full = if path.is_empty() {
+            wf.clone()
+        } else {
+            format!("{wf}.{path}")
+        };
+        format!("{wf}-{}", orkestra::names::short_hash(&full))
+    };
+    let tree = |api_phase: &str, pod_phase: &str, root_phase: &str| {
+        let root = ids("");
+        nodes(vec![
+            linked(node(&wf, "", "entry", "DAG", root_phase), &[&ids("db")], ""),
+            linked(
+                node(&wf, "db", "app-db", "DAG", "Succeeded"),
+                &[&ids("db.db")],
+                &root,
+            ),
+            linked(
+                node(&wf, "db.db", "executor-helmrelease", "Pod", "Succeeded"),
+                &[&ids("api")],
+                &ids("db"),
+            ),
+            linked(
+                node(&wf, "api", "app-api", "DAG", api_phase),
+                &[&ids("api.api")],
+                &root,
+            ),
+            linked(
+                node(&wf, "api.api", "executor-helmrelease", "Pod", pod_phase),
+                &[],
+                &ids("api"),
+            ),
+        ])
+    };
+    set_workflow_status(
+        &client,
+        &ns,
+        &wf,
+        json!({"phase": "Running", "startedAt": "2026-01-01T10:00:00Z", "nodes": tree("Running", "Running", "Running")}),
+    )
+    .await?;
+    let out = plugin(cluster, "admin", &["abort", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stdout.contains("terminated (spec.shutdown: Terminate)"),
+        "{out}"
+    );
+    let w = serde_json::to_value(wf_api.get(&wf).await?)?;
+    ensure!(
+        w["spec"]["shutdown"] == "Terminate"
+            && w["metadata"]["annotations"]["orkestra.azure.microsoft.com/aborted-at"].is_string(),
+        "{w}"
+    );
+    // Argo ends the Workflow: the running step fails.
+    let mut status = json!({"phase": "Failed", "message": "Stopped with strategy 'Terminate'",
+        "startedAt": "2026-01-01T10:00:00Z", "finishedAt": "2026-01-01T10:02:00Z",
+        "nodes": tree("Failed", "Failed", "Failed")});
+    status["nodes"][ids("api.api")]["message"] = json!("terminated");
+    set_workflow_status(&client, &ns, &wf, status).await?;
+    let out = plugin(cluster, "admin", &["abort", &name]).await?;
+    ensure!(
+        out.code() == Some(2) && out.stderr.contains("has already ended (Failed)"),
+        "{out}"
+    );
+    let out = plugin(cluster, "admin", &["history", &name])
+        .await?
+        .expect_success()?;
+    ensure!(out.stdout.contains("Failed (aborted"), "{out}");
+
+    let out = plugin(cluster, "admin", &["retry", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        out.stdout.contains(&format!(
+            "Workflow {ns}/{wf} retried from its failed step api (same revision; retry 1)"
+        )),
+        "{out}"
+    );
+    let w = serde_json::to_value(wf_api.get(&wf).await?)?;
+    let n = &w["status"]["nodes"];
+    ensure!(
+        w["status"]["phase"] == "Running"
+            && w["spec"].get("shutdown").is_none()
+            && w["status"].get("finishedAt").is_none()
+            && n.get(ids("api.api")).is_none()
+            && n[ids("api")]["phase"] == "Running"
+            && n[ids("api")]["children"] == json!([])
+            && n[ids("")]["phase"] == "Running"
+            && n[ids("db.db")]["phase"] == "Succeeded",
+        "{w}"
+    );
+    let revisions = list(&client, &controller_revisions(), &ns, &name).await?;
+    ensure!(
+        revisions.len() == 1,
+        "retry records no revision: {revisions:?}"
+    );
+    let out = plugin(cluster, "admin", &["retry", &name]).await?;
+    ensure!(
+        out.code() == Some(2) && out.stderr.contains("only a failed release can be retried"),
+        "{out}"
+    );
+    let out = plugin(cluster, "admin", &["history", &name])
+        .await?
+        .expect_success()?;
+    ensure!(out.stdout.contains("(retried 1x)"), "{out}");
+    delete_group(&client, &name).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_watch_follows_changes_without_listing_again() -> Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let cluster = cluster_or_skip!();
+    let _lock = CRD_LOCK.read().await;
+    let mut scope = cluster.scope("plugin-watch");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "wf").await?;
+    let name = scope.name("shop");
+    create_group(
+        &client,
+        &scope,
+        &name,
+        &ns,
+        vec![app("db", &[], "1.0.0", &ns)],
+    )
+    .await?;
+    plugin(cluster, "admin", &["promote", &name])
+        .await?
+        .expect_success()?;
+    let wf = format!("{name}-r1");
+    set_workflow_status(&client, &ns, &wf, json!({"phase": "Running", "startedAt": "2026-01-01T10:00:00Z",
+        "nodes": nodes(vec![node(&wf, "", "entry", "DAG", "Running"), node(&wf, "db", "app-db", "DAG", "Running")])}))
+    .await?;
+    let mut cmd = cluster.command(workspace_bin("kubectl-orkestra")?);
+    cmd.args([
+        "status",
+        &name,
+        "--watch",
+        "--context",
+        "admin",
+        "--interval",
+        "1h",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains("Running (0/1") {
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf)).await??;
+        ensure!(n > 0, "status --watch ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // With a redraw interval of an hour, only the watch can bring the change.
+    let changed = tokio::time::Instant::now();
+    set_workflow_status(&client, &ns, &wf, json!({"phase": "Succeeded", "finishedAt": "2026-01-01T10:01:00Z",
+        "nodes": nodes(vec![node(&wf, "", "entry", "DAG", "Succeeded"), node(&wf, "db", "app-db", "DAG", "Succeeded")])}))
+    .await?;
+    while !seen.contains("Succeeded (1/1") {
+        let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf)).await??;
+        ensure!(
+            n > 0,
+            "status --watch ended before showing the change: {seen}"
+        );
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let took = changed.elapsed();
+    eprintln!("status --watch showed the change {took:?} after the write was sent");
+    ensure!(
+        took < Duration::from_secs(2),
+        "the change took {took:?} to show"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
+    ensure!(
+        status.success(),
+        "status --watch exits 0 once the release succeeded"
+    );
+    delete_group(&client, &name).await;
+    Ok(())
+}
