@@ -76,8 +76,13 @@ pub struct ValidateArgs {
     pub output: ValidateOutput,
 
     /// Print each valid group as the mutating webhook would store it (defaults and templates).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "show_workflow")]
     pub show_mutated: bool,
+
+    /// Print, as YAML, the Argo Workflow a first `promote` of each valid group would create
+    /// (e.g. for `argo lint`); the verdicts go to stderr.
+    #[arg(long)]
+    pub show_workflow: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,8 +172,24 @@ pub struct HelmReleaseExecutorArgs {
 
     /// A HelmRelease, or a List / multi-document stream of a HelmRepository and a HelmRelease,
     /// as YAML or JSON text; `@PATH` reads a file, `@-` stdin.
-    #[arg(long, value_name = "TEXT|@PATH", allow_hyphen_values = true)]
-    pub manifest: String,
+    #[arg(
+        long,
+        value_name = "TEXT|@PATH",
+        allow_hyphen_values = true,
+        required_unless_present = "revision",
+        conflicts_with = "revision"
+    )]
+    pub manifest: Option<String>,
+
+    /// Read the manifest of `--chart` from the group's revision, the ControllerRevision
+    /// NAMESPACE/NAME (what the generated Workflows do: `{{workflow.namespace}}/{{workflow.name}}`).
+    #[arg(long, value_name = "NAMESPACE/NAME", requires = "chart")]
+    pub revision: Option<String>,
+
+    /// With `--revision`: the chart step (`<application>` or `<application>--<subchart>`, as the
+    /// Workflow's tasks name them).
+    #[arg(long, value_name = "KEY", requires = "revision")]
+    pub chart: Option<String>,
 
     /// How long the whole step may take (Go duration, e.g. 5m, 90s).
     #[arg(long, value_name = "DURATION", default_value = "5m")]

@@ -146,6 +146,47 @@ fn show_mutated_prints_what_the_webhook_would_store() {
 }
 
 #[test]
+fn show_workflow_prints_the_workflow_a_first_promote_creates() {
+    let out = run(
+        &[
+            "validate",
+            "--show-workflow",
+            "-f",
+            "examples/bookinfo.yaml",
+            "-f",
+            "examples/5g-core.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let docs = orkestra::load::documents(&stdout(&out)).expect("YAML on stdout");
+    assert_eq!(docs.len(), 2);
+    let wf = &docs[0].value;
+    assert_eq!(wf["kind"], "Workflow");
+    assert_eq!(wf["metadata"]["name"], "bookinfo-r1");
+    assert_eq!(wf["metadata"]["namespace"], "orkestra");
+    assert_eq!(wf["metadata"].get("ownerReferences"), None);
+    assert_eq!(wf["spec"]["entrypoint"], "entry");
+    // Exactly what the library builds for promote's first revision.
+    let group = orkestra::load::documents(
+        &std::fs::read_to_string(format!(
+            "{}/../examples/bookinfo.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("example"),
+    )
+    .expect("YAML");
+    let stored = orkestra::validate::check(&group[0].value)
+        .mutated
+        .expect("defaulted");
+    assert_eq!(
+        wf,
+        &orkestra::revision::first_workflow(&stored).expect("workflow")
+    );
+    assert_eq!(stderr(&out), "bookinfo: valid\nfree5gc: valid\n");
+}
+
+#[test]
 fn graph_formats() {
     let levels = run(&["graph", "-f", "examples/bookinfo.yaml"], None);
     assert_eq!(levels.status.code(), Some(0));

@@ -8,10 +8,11 @@
 //! user's own image.
 //!
 //! The templates stay small enough to live in the group object: a step's HelmRelease manifest is
-//! not written into it but into a Workflow parameter (`{{workflow.parameters.<app>}}`, see
-//! [`chart_parameter`]), which [`workflow`] fills from the same spec with [`flux::release_manifest`].
-//! So a 1,000-application group still fits etcd's 1.5 MiB, and a Workflow carries exactly the
-//! manifests of the revision it was created from.
+//! not written into it. Our executor reads it from the group's revision (the ControllerRevision
+//! named like the Workflow), built by [`crate::revision::step_manifest`] from the same spec with
+//! [`flux::release_manifest`]; a step only names its chart ([`chart_parameter`]). So a
+//! 1,000-application group still fits etcd's 1.5 MiB, a Workflow releases exactly the manifests of
+//! its revision, no manifest meets the argument size limit or Argo's `{{...}}` substitution.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -33,6 +34,28 @@ pub const KEPTN_TEMPLATE: &str = "executor-keptn";
 pub const KEPTN_IMAGE: &str = "azureorkestra/keptn-executor:v0.1.0";
 /// Default step timeout, when `release.timeout` is unset.
 pub const DEFAULT_TIMEOUT: &str = "5m";
+/// Argo's limit on template and task names (`workflow/validate`: `workflowFieldMaxLength`).
+pub const ARGO_NAME_MAX: usize = 128;
+/// Time Argo allows a step beyond the executor's own budget: scheduling, image pull, start-up and
+/// the executor's last report. Past it Argo fails the step itself (a pod stuck `Pending`, e.g.
+/// on an image it cannot pull, fails instead of waiting forever).
+pub const POD_GRACE_SECONDS: u64 = 300;
+/// Argo-level retries of an executor step, for pod-level failures only (`retryPolicy: OnError`:
+/// eviction, a deleted pod, an image that cannot be pulled). A step whose executor exits non-zero
+/// (its verdict on the release) is `Failed`, not `Error`, and is never retried.
+pub const POD_RETRIES: u64 = 2;
+/// The command of the keptn executor image, and of custom executors whose `image` names none.
+pub const DEFAULT_EXECUTOR_COMMAND: &str = "/executor";
+/// Attempts a step budgets for when `remediation.retries` is negative (Flux retries forever).
+pub const UNBOUNDED_RETRIES_ATTEMPTS: u64 = 10;
+/// Attempts a step budgets for at most, whatever `remediation.retries` says.
+pub const MAX_BUDGETED_ATTEMPTS: u64 = 100;
+/// Flux's pause between two attempts: its controllers' rate limiter starts at `--min-retry-delay`
+/// (750 ms), doubles per failure and stops at `--max-retry-delay` (15 min).
+const FLUX_MIN_RETRY_DELAY_MS: u64 = 750;
+const FLUX_MAX_RETRY_DELAY_MS: u64 = 15 * 60 * 1000;
+/// Time for helm-controller to notice a new generation.
+const FLUX_NOTICE_SECONDS: u64 = 60;
 /// The suspend template of manual gates.
 pub const GATE_TEMPLATE: &str = "gate";
 /// Workflow parameter switching gates `on` (default) or `off` (`promote --full`). The underscore
@@ -59,15 +82,35 @@ pub struct Settings {
     pub parallelism: i64,
 }
 
-/// The Kubernetes-friendly name of an application (validated to be unique in the group).
+/// The Argo task name of an application, subchart or executor: its DNS-1123 form (validated to
+/// be unique at its level). Argo refuses DAG task names that begin with a digit once dependencies
+/// are used, so those get an `N` in front (upper case never occurs in a converted name, so the
+/// prefix cannot collide with another key): `3scale` becomes `N3scale`.
 pub fn app_key(app: &str) -> String {
-    names::to_dns1123(app, DNS1123_LABEL_MAX)
-        .unwrap_or_else(|| format!("x{}", names::short_hash(app)))
+    let key = names::to_dns1123(app, DNS1123_LABEL_MAX)
+        .unwrap_or_else(|| format!("x{}", names::short_hash(app)));
+    if key.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("N{key}")
+    } else {
+        key
+    }
+}
+
+/// A template name within Argo's 128 characters: `name` itself when it fits, else a prefix of it
+/// and `-` plus 8 hex digits of its SHA-256 (so distinct long names stay distinct).
+pub fn template_name(name: String) -> String {
+    if name.len() <= ARGO_NAME_MAX {
+        return name;
+    }
+    let hash = names::short_hash(&name);
+    let keep = ARGO_NAME_MAX - hash.len() - 1;
+    // Every generated name is ASCII: any byte is a character boundary.
+    format!("{}-{hash}", name.get(..keep).unwrap_or_default())
 }
 
 /// Name of an application's DAG template.
 pub fn app_template(app: &str) -> String {
-    format!("app-{}", app_key(app))
+    template_name(format!("app-{}", app_key(app)))
 }
 
 /// Every template that releases the group, in a stable order: `entry`, the application DAGs,
@@ -237,12 +280,15 @@ fn chart_task(
     extra: &mut Vec<Value>,
 ) -> Value {
     let param = chart_parameter(app, subchart);
-    let timeout = step_timeout(app);
+    let time = StepTime {
+        timeout: step_timeout(app),
+        deadline: step_deadline(app),
+    };
     if let [only] = executors {
-        let (template, args) = executor_call(app, only, &param, &timeout);
+        let (template, args) = executor_call(app, only, &param, &time);
         return task(key, &template, deps, Some(args));
     }
-    let name = format!("{}--{key}", app_template(&app.name));
+    let name = template_name(format!("app-{}--{key}", app_key(&app.name)));
     let exec_dag = Dag::new(
         executors
             .iter()
@@ -253,7 +299,7 @@ fn chart_task(
         .enumerate()
         .filter(|(i, _)| exec_dag.is_first(*i))
         .map(|(i, e)| {
-            let (template, args) = executor_call(app, e, &param, &timeout);
+            let (template, args) = executor_call(app, e, &param, &time);
             let deps = exec_dag
                 .dependencies(i)
                 .iter()
@@ -266,30 +312,75 @@ fn chart_task(
     task(key, &name, deps, None)
 }
 
-/// How long an executor step waits for its release. `release.timeout` bounds one Helm action;
-/// Flux retries a failed install or upgrade `remediation.retries` times, so the step allows that
-/// many more actions, plus one minute for Flux to notice the new generation.
-pub fn step_timeout(app: &Application) -> String {
+/// How long an executor step waits for its release, in seconds (see [`step_timeout`]).
+///
+/// One attempt is one Helm action (`release.timeout`), plus its remediation (the rollback or
+/// uninstall Flux runs after a failure when retries are set, bounded by `release.rollback.timeout`
+/// / `release.uninstall.timeout`, which default to `release.timeout`). Flux makes
+/// `remediation.retries + 1` attempts of the action at hand (install or upgrade; the larger count
+/// of the two), pausing between them as its rate limiter does; a negative count retries forever,
+/// for which the step budgets [`UNBOUNDED_RETRIES_ATTEMPTS`]. Plus a minute for Flux to notice the
+/// new generation.
+pub fn step_budget(app: &Application) -> u64 {
     let release = app.spec.release.clone().unwrap_or_default();
-    let action = release
-        .timeout
-        .as_deref()
-        .and_then(duration::parse)
-        .or_else(|| duration::parse(DEFAULT_TIMEOUT))
-        .unwrap_or_default();
-    let retries = [&release.install, &release.upgrade]
-        .into_iter()
-        .flatten()
-        .filter_map(|block| {
+    let seconds = |value: Option<&str>, fallback: u64| {
+        value
+            .and_then(duration::parse)
+            .map_or(fallback, |d| d.as_secs_f64().ceil() as u64)
+    };
+    let default_action = duration::parse(DEFAULT_TIMEOUT).map_or(300, |d| d.as_secs());
+    let action = seconds(release.timeout.as_deref(), default_action);
+    let block_timeout = |block: &Option<Value>| {
+        seconds(
             block
-                .pointer("/remediation/retries")
-                .and_then(Value::as_u64)
+                .as_ref()
+                .and_then(|b| b.get("timeout"))
+                .and_then(Value::as_str),
+            action,
+        )
+    };
+    let remediation = block_timeout(&release.rollback).max(block_timeout(&release.uninstall));
+    let attempts = [&release.install, &release.upgrade]
+        .into_iter()
+        .map(|block| {
+            let retries = block
+                .as_ref()
+                .and_then(|b| b.pointer("/remediation/retries"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            match u64::try_from(retries) {
+                Ok(r) => r.saturating_add(1).min(MAX_BUDGETED_ATTEMPTS),
+                Err(_) => UNBOUNDED_RETRIES_ATTEMPTS,
+            }
         })
         .max()
-        .unwrap_or(0)
-        .min(100);
-    let total = action.as_secs() * (retries + 1) + 60;
-    format!("{total}s")
+        .unwrap_or(1);
+    // Flux remediates a failed attempt only when retries are set (or remediateLastFailure).
+    let per_attempt = if attempts > 1 {
+        action + remediation
+    } else {
+        action
+    };
+    let pauses: u64 = (0..attempts.saturating_sub(1))
+        .map(|k| {
+            FLUX_MIN_RETRY_DELAY_MS
+                .saturating_mul(1u64 << k.min(40))
+                .min(FLUX_MAX_RETRY_DELAY_MS)
+        })
+        .sum::<u64>()
+        .div_ceil(1000);
+    attempts * per_attempt + pauses + FLUX_NOTICE_SECONDS
+}
+
+/// The executor's `--timeout` for one application's steps: [`step_budget`] as a duration.
+pub fn step_timeout(app: &Application) -> String {
+    format!("{}s", step_budget(app))
+}
+
+/// Argo's own deadline for one step (the template's `timeout`): the executor's budget plus
+/// [`POD_GRACE_SECONDS`].
+pub fn step_deadline(app: &Application) -> String {
+    format!("{}s", step_budget(app) + POD_GRACE_SECONDS)
 }
 
 /// The Workflow parameter holding the manifest of one chart's release: the application's key,
@@ -304,14 +395,20 @@ pub fn chart_parameter(app: &Application, subchart: Option<&Subchart>) -> String
 /// Suffix of the parameter holding the base64 HelmRelease that keptn and custom executors read.
 const BASE64_SUFFIX: &str = "--base64";
 
+/// The executor's budget and Argo's deadline of one step.
+struct StepTime {
+    timeout: String,
+    deadline: String,
+}
+
 /// The template an executor runs and the arguments it gets for one chart.
 fn executor_call(
     app: &Application,
     executor: &Executor,
     param: &str,
-    timeout: &str,
+    time: &StepTime,
 ) -> (String, Value) {
-    let manifest = format!("{{{{workflow.parameters.{param}}}}}");
+    let (timeout, deadline) = (time.timeout.as_str(), time.deadline.as_str());
     let encoded = format!("{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}");
     match executor.executor_type() {
         Some(ExecutorType::Keptn) => {
@@ -321,6 +418,7 @@ fn executor_call(
                 params(&[
                     ("helmrelease", &encoded),
                     ("timeout", timeout),
+                    ("deadline", deadline),
                     ("configMapName", &cm_name),
                     ("configMapNamespace", &cm_namespace),
                 ]),
@@ -338,6 +436,7 @@ fn executor_call(
                 params(&[
                     ("helmrelease", &encoded),
                     ("timeout", timeout),
+                    ("deadline", deadline),
                     ("data", &b64(&data)),
                 ]),
             )
@@ -345,7 +444,11 @@ fn executor_call(
         // Unknown types are refused by validation; release with our executor meanwhile.
         Some(ExecutorType::HelmRelease) | None => (
             HELMRELEASE_TEMPLATE.into(),
-            params(&[("manifest", &manifest), ("timeout", timeout)]),
+            params(&[
+                ("chart", param),
+                ("timeout", timeout),
+                ("deadline", deadline),
+            ]),
         ),
     }
 }
@@ -400,20 +503,62 @@ fn dag_template(name: String, tasks: Vec<Value>, parallelism: Option<i64>) -> Va
     Value::Object(t)
 }
 
+/// Our executor's release step: it reads the manifest of chart `chart` from the group's revision
+/// (the ControllerRevision named like the Workflow, in its namespace; see
+/// [`crate::revision::step_manifest`]), so the manifest is never an argument: no size limit, and
+/// Argo's `{{...}}` substitution never sees the values.
 fn helmrelease_template(image: &str) -> Value {
-    executor_template(HELMRELEASE_TEMPLATE, image, "install")
+    container_template(
+        HELMRELEASE_TEMPLATE,
+        vec![json!({ "name": "chart" })],
+        json!({
+            "name": "executor",
+            "image": image,
+            "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+            "command": ["kubectl-orkestra"],
+            "args": [
+                "executor", "helmrelease", "--action", "install",
+                "--revision", "{{workflow.namespace}}/{{workflow.name}}",
+                "--chart", "{{inputs.parameters.chart}}",
+                "--timeout", "{{inputs.parameters.timeout}}",
+            ],
+        }),
+    )
+}
+
+/// Inputs every executor template takes: the executor's `timeout` and Argo's `deadline` (the
+/// template's own `timeout`), with defaults for callers that pass neither.
+fn time_inputs() -> [Value; 2] {
+    let default_deadline = duration::parse(DEFAULT_TIMEOUT)
+        .map_or(0, |d| d.as_secs())
+        .saturating_add(FLUX_NOTICE_SECONDS + POD_GRACE_SECONDS);
+    [
+        json!({ "name": "timeout", "default": DEFAULT_TIMEOUT }),
+        json!({ "name": "deadline", "default": format!("{default_deadline}s") }),
+    ]
+}
+
+/// A container template: `inputs` (plus [`time_inputs`]), the container, Argo's deadline and its
+/// retries of pod-level failures.
+fn container_template(name: &str, mut inputs: Vec<Value>, container: Value) -> Value {
+    inputs.extend(time_inputs());
+    json!({
+        "name": name,
+        "inputs": { "parameters": inputs },
+        "timeout": "{{inputs.parameters.deadline}}",
+        "retryStrategy": { "limit": POD_RETRIES.to_string(), "retryPolicy": "OnError" },
+        "container": container,
+    })
 }
 
 /// A container template running our executor with `--action install|delete` on the `manifest`
-/// input, waiting at most the `timeout` input.
+/// input, waiting at most the `timeout` input (rollback removals: their manifests name the
+/// objects only, see [`crate::flux::identity_manifest`]).
 pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
-    json!({
-        "name": name,
-        "inputs": { "parameters": [
-            { "name": "manifest" },
-            { "name": "timeout", "default": DEFAULT_TIMEOUT },
-        ]},
-        "container": {
+    container_template(
+        name,
+        vec![json!({ "name": "manifest" })],
+        json!({
             "name": "executor",
             "image": image,
             "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
@@ -423,36 +568,39 @@ pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
                 "--manifest", "{{inputs.parameters.manifest}}",
                 "--timeout", "{{inputs.parameters.timeout}}",
             ],
-        },
-    })
+        }),
+    )
 }
 
 fn keptn_template() -> Value {
-    json!({
-        "name": KEPTN_TEMPLATE,
-        "inputs": { "parameters": [
-            { "name": "helmrelease" },
-            { "name": "timeout", "default": DEFAULT_TIMEOUT },
-            { "name": "configMapName" },
-            { "name": "configMapNamespace" },
-        ]},
-        "container": {
+    container_template(
+        KEPTN_TEMPLATE,
+        vec![
+            json!({ "name": "helmrelease" }),
+            json!({ "name": "configMapName" }),
+            json!({ "name": "configMapNamespace" }),
+        ],
+        json!({
             "name": "executor",
             "image": KEPTN_IMAGE,
             "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+            "command": [DEFAULT_EXECUTOR_COMMAND],
             "args": [
                 "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
                 "--timeout", "{{inputs.parameters.timeout}}",
                 "--configmap-name", "{{inputs.parameters.configMapName}}",
                 "--configmap-namespace", "{{inputs.parameters.configMapNamespace}}",
             ],
-        },
-    })
+        }),
+    )
 }
 
-/// Custom executors get one template each, so each runs its own image.
+/// Custom executors get one template each, so each runs its own image. Its name is made of the
+/// lower-case DNS forms (Argo names the step's pod after it).
 fn custom_template(app: &str, executor: &str) -> String {
-    format!("executor-custom--{}--{}", app_key(app), app_key(executor))
+    let key =
+        |s: &str| names::to_dns1123(s, DNS1123_LABEL_MAX).unwrap_or_else(|| names::short_hash(s));
+    template_name(format!("executor-custom--{}--{}", key(app), key(executor)))
 }
 
 fn custom_templates(apps: &[Application]) -> Vec<Value> {
@@ -473,29 +621,25 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
                 .as_ref()
                 .and_then(|i| i.get("name"))
                 .and_then(Value::as_str)
+                .filter(|n| names::is_dns1123_label(n))
                 .unwrap_or("executor");
-            let mut template = json!({
-                "name": name,
-                "inputs": { "parameters": [
-                    { "name": "helmrelease" },
-                    { "name": "timeout", "default": DEFAULT_TIMEOUT },
-                    { "name": "data" },
-                ]},
-                "container": {
+            let command = model::custom_command(e)
+                .unwrap_or_else(|| vec![DEFAULT_EXECUTOR_COMMAND.to_string()]);
+            out.push(container_template(
+                &name,
+                vec![json!({ "name": "helmrelease" }), json!({ "name": "data" })],
+                json!({
                     "name": container_name,
                     "image": model::custom_image(e).unwrap_or_default(),
+                    "command": command,
                     "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
                     "args": [
                         "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
                         "--timeout", "{{inputs.parameters.timeout}}", "--interval", "1s",
                         "--data", "{{inputs.parameters.data}}",
                     ],
-                },
-            });
-            if let Some(command) = model::custom_command(e) {
-                template["container"]["command"] = json!(command);
-            }
-            out.push(template);
+                }),
+            ));
         }
     }
     out
@@ -512,8 +656,10 @@ pub struct WorkflowMeta {
     pub labels: Vec<(String, String)>,
 }
 
-/// The Workflow parameters of a group: each chart's release manifest (HelmRepository +
-/// HelmRelease, as JSON), plus its base64 HelmRelease where a keptn or custom executor needs it.
+/// The Workflow parameters of a group: the gate switch, and the base64 HelmRelease of each chart
+/// whose application has a keptn or custom executor (their images read it from `--spec`; base64
+/// has no `{`, so Argo's substitution cannot touch it). Our executor's steps need none: they read
+/// their manifests from the revision.
 pub fn workflow_parameters(group: &str, spec: &ApplicationGroupSpec) -> Vec<Value> {
     let mut out = Vec::new();
     if has_gates(spec) {
@@ -526,20 +672,14 @@ pub fn workflow_parameters(group: &str, spec: &ApplicationGroupSpec) -> Vec<Valu
                 Some(ExecutorType::Keptn | ExecutorType::Custom)
             )
         });
+        if !encoded {
+            continue;
+        }
         let charts = app.spec.subcharts.iter().map(Some).chain([None]);
         for sub in charts {
             let name = chart_parameter(app, sub);
-            let manifest = flux::release_manifest(group, app, sub);
-            if encoded {
-                let release = manifest
-                    .pointer("/items/1")
-                    .map(Value::to_string)
-                    .unwrap_or_default();
-                out.push(
-                    json!({ "name": format!("{name}{BASE64_SUFFIX}"), "value": b64(&release) }),
-                );
-            }
-            out.push(json!({ "name": name, "value": manifest.to_string() }));
+            let release = flux::helm_release(group, app, sub).to_string();
+            out.push(json!({ "name": format!("{name}{BASE64_SUFFIX}"), "value": b64(&release) }));
         }
     }
     out
@@ -618,10 +758,42 @@ mod timeout_tests {
     }
 
     #[test]
-    fn a_step_allows_every_retry_flux_makes() {
+    fn a_step_allows_every_attempt_remediation_and_pause_flux_makes() {
+        // One 5m action, no remediation without retries, a minute to notice.
         assert_eq!(step_timeout(&app(json!({}))), "360s");
+        assert_eq!(step_deadline(&app(json!({}))), "660s");
         assert_eq!(step_timeout(&app(json!({"timeout": "10m"}))), "660s");
+        // 4 attempts of 2m + 2m of rollback each, pauses of 0.75 + 1.5 + 3 s.
         let retried = json!({"timeout": "2m", "install": {"remediation": {"retries": 3}}, "upgrade": {"remediation": {"retries": 1}}});
-        assert_eq!(step_timeout(&app(retried)), "540s");
+        assert_eq!(
+            step_timeout(&app(retried)),
+            format!("{}s", 4 * 240 + 6 + 60)
+        );
+        // Remediation timeouts of their own count instead.
+        let own = json!({"timeout": "1m", "upgrade": {"remediation": {"retries": 1}}, "uninstall": {"timeout": "3m"}});
+        assert_eq!(step_timeout(&app(own)), format!("{}s", 2 * 240 + 1 + 60));
+    }
+
+    #[test]
+    fn negative_retries_are_kept_and_budgeted_as_many_attempts() {
+        let forever = json!({"timeout": "1m", "install": {"remediation": {"retries": -1}}});
+        let budget = step_budget(&app(forever));
+        assert!(budget > 10 * 120, "{budget}");
+        assert!(budget < 10 * 120 + 60 + 2000, "{budget}");
+    }
+
+    #[test]
+    fn long_names_stay_within_argos_limits() {
+        let long = template_name("a".repeat(200));
+        assert_eq!(long.len(), ARGO_NAME_MAX);
+        assert_ne!(long, template_name(format!("{}b", "a".repeat(199))));
+        assert_eq!(template_name("app-x".into()), "app-x");
+        assert_eq!(app_key("3scale"), "N3scale");
+        assert_eq!(app_key("web"), "web");
+        let name = custom_template(&"a".repeat(63), &"b".repeat(63));
+        assert!(
+            name.len() <= ARGO_NAME_MAX && name == name.to_lowercase(),
+            "{name}"
+        );
     }
 }

@@ -1,41 +1,53 @@
-//! Go `time.Duration` strings (`5m`, `1h30m`, `5m0s`, `1.5h`), as used by `metav1.Duration`.
+//! Durations, in the one grammar every consumer accepts: Flux's
+//! `^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$` (the pattern of `HelmRelease.spec.interval`, `timeout` and
+//! every other duration field of helm-controller v2 and source-controller v1). Every such string
+//! is also a Go `time.Duration` (so Argo and `metav1.Duration` read it too); the reverse is not
+//! true: Go also takes `0`, a sign, `.5h`, `us`/`µs`/`ns`, which Flux's API server refuses.
 
 use std::time::Duration;
 
-/// Parses a Go duration string; `None` when it is not one. Negative durations are refused.
+/// The pattern, as Flux's CRDs write it (for messages and docs).
+pub const PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
+
+/// Parses a duration in Flux's grammar; `None` when it does not match [`PATTERN`] or is too large
+/// to be meant (over 10^12 seconds).
 pub fn parse(s: &str) -> Option<Duration> {
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    let mut rest = s;
     if rest.is_empty() {
         return None;
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+        if int_len == 0 {
             return None;
         }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let seconds = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
+        let mut num_len = int_len;
+        if let Some(frac) = rest[int_len..].strip_prefix('.') {
+            let frac_len = frac
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(frac.len());
+            if frac_len == 0 {
+                return None;
+            }
+            num_len += 1 + frac_len;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        let tail = &rest[num_len..];
+        let (seconds, unit_len) = if tail.starts_with("ms") {
+            (1e-3, 2)
+        } else {
+            match tail.as_bytes().first() {
+                Some(b's') => (1.0, 1),
+                Some(b'm') => (60.0, 1),
+                Some(b'h') => (3600.0, 1),
+                _ => return None,
+            }
         };
         total += value * seconds;
-        rest = tail;
+        rest = &tail[unit_len..];
     }
     (total.is_finite() && total < 1e12).then(|| Duration::from_secs_f64(total))
 }
@@ -65,14 +77,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_syntax() {
+    fn fluxs_grammar() {
         assert_eq!(parse("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse("5m0s"), Some(Duration::from_secs(300)));
         assert_eq!(parse("1h30m"), Some(Duration::from_secs(5400)));
         assert_eq!(parse("1.5h"), Some(Duration::from_secs(5400)));
         assert_eq!(parse("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(parse("0"), Some(Duration::ZERO));
-        for bad in ["", "5", "m", "5 minutes", "-5m", "5mm", "1..5h", "."] {
+        assert_eq!(parse("1m500ms"), Some(Duration::from_millis(60_500)));
+        assert_eq!(parse("0s"), Some(Duration::ZERO));
+        assert_eq!(parse("360s"), Some(Duration::from_secs(360)));
+        // Go accepts these; Flux's pattern does not.
+        for go_only in [
+            "0", "+5m", ".5h", "500us", "10ns", "1µs", "1μs", "-5m", "5.m",
+        ] {
+            assert_eq!(parse(go_only), None, "{go_only}");
+        }
+        for bad in ["", "5", "m", "5 minutes", "5mm", "1..5h", ".", "5M", "1d"] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

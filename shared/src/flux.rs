@@ -52,7 +52,7 @@ pub fn helm_repository(group: &str, app: &Application) -> Value {
         "metadata": {
             "name": repository_name(&chart.url),
             "namespace": model::target_namespace(app),
-            "labels": { labels::OWNER: group, labels::HERITAGE: "orkestra" },
+            "labels": { labels::OWNER: crate::revision::owner_label(group), labels::HERITAGE: "orkestra" },
         },
         "spec": spec,
     })
@@ -101,7 +101,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
         }
     };
     let mut metadata_labels = json!({
-        labels::OWNER: group,
+        labels::OWNER: crate::revision::owner_label(group),
         labels::HERITAGE: "orkestra",
         labels::APPLICATION: names::to_dns1123(&app.name, DNS1123_LABEL_MAX).unwrap_or_default(),
         labels::CHART: names::to_dns1123(&chart_name, DNS1123_LABEL_MAX).unwrap_or_default(),
@@ -163,6 +163,31 @@ pub fn release_manifest(group: &str, app: &Application, subchart: Option<&Subcha
         "apiVersion": "v1",
         "kind": "List",
         "items": [helm_repository(group, app), helm_release(group, app, subchart)],
+    })
+}
+
+/// What a removal step needs of a chart's manifest: the HelmRepository and the HelmRelease by
+/// name and namespace (and the HelmRelease's source), nothing of the values, so it is small and
+/// holds nothing Argo's `{{...}}` substitution could rewrite.
+pub fn identity_manifest(group: &str, app: &Application, subchart: Option<&Subchart>) -> Value {
+    let full = release_manifest(group, app, subchart);
+    let keep = |item: &Value, spec: Value| {
+        json!({
+            "apiVersion": item["apiVersion"],
+            "kind": item["kind"],
+            "metadata": { "name": item["metadata"]["name"], "namespace": item["metadata"]["namespace"] },
+            "spec": spec,
+        })
+    };
+    let repo = &full["items"][0];
+    let release = &full["items"][1];
+    json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            keep(repo, json!({})),
+            keep(release, json!({ "chart": { "spec": { "sourceRef": release.pointer("/spec/chart/spec/sourceRef") } } })),
+        ],
     })
 }
 

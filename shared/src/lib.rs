@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod duration;
 pub mod eta;
 pub mod flux;
+pub mod flux_schema;
 pub mod graph;
 pub mod impact;
 pub mod limits;

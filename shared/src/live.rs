@@ -298,17 +298,21 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     )
 }
 
-/// The `Ready` condition of a HelmRelease, as Flux's helm-controller writes it.
+/// How a HelmRelease stands, as [`crate::release::judge`] decides it (the executor's judgement,
+/// so `status` and the release steps never disagree), with Flux's own words.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseState {
-    /// `True`, `False` or `Unknown`; `None` before Flux has looked at it.
+    /// `True` when released for the current generation and chart version, `False` when failed
+    /// or failing, `Unknown` while Flux works on it; `None` before Flux has looked at it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
-    /// The condition's reason (`InstallSucceeded`, `UpgradeFailed`, `Progressing`, ...).
+    /// The judgement's phase (`Ready`, `Retrying`, `Failed`, `Pending`, ...).
+    pub phase: String,
+    /// Flux's reason (`InstallSucceeded`, `UpgradeFailed`, `Progressing`, ...), or ours.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The condition's message.
+    /// Flux's message, or ours.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// True when Flux has not yet observed the current generation (the condition is old news).
@@ -317,34 +321,34 @@ pub struct ReleaseState {
     pub stalled: bool,
 }
 
-/// Reads a HelmRelease's readiness.
+/// Reads a HelmRelease's readiness, judged against its own generation and chart version.
 pub fn release_state(helm_release: &Value) -> ReleaseState {
-    let conditions = helm_release
-        .pointer("/status/conditions")
-        .and_then(Value::as_array);
-    let find = |t: &str| {
-        conditions
-            .into_iter()
-            .flatten()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+    use crate::release::{self, Phase, Target};
+    let j = release::judge(&Target::from_applied(helm_release), Some(helm_release));
+    let ready_condition = j.conditions.iter().find(|c| c.type_ == "Ready");
+    let stale = j.phase == Phase::Pending && j.reason == release::NOT_OBSERVED;
+    // While Flux has not caught up, its last Ready condition says more than our "waiting".
+    let (reason, message) = match ready_condition {
+        Some(c) if stale => (c.reason.clone(), c.message.clone()),
+        _ => (j.reason.clone(), j.message.clone()),
     };
-    let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-    let ready = find("Ready");
-    let generation = helm_release
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64);
-    let observed = helm_release
-        .pointer("/status/observedGeneration")
-        .and_then(Value::as_i64);
+    let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
+    let ready = match j.phase {
+        Phase::Ready => Some("True"),
+        Phase::Failed | Phase::Retrying => Some("False"),
+        _ if j.conditions.is_empty() => None,
+        _ => Some("Unknown"),
+    };
     ReleaseState {
-        ready: ready.and_then(|c| text(c, "status")),
-        reason: ready.and_then(|c| text(c, "reason")),
-        message: ready
-            .and_then(|c| text(c, "message"))
-            .filter(|m| !m.is_empty()),
-        stale: matches!((generation, observed), (Some(g), Some(o)) if o < g)
-            || (generation.is_some() && observed.is_none() && ready.is_some()),
-        stalled: find("Stalled").and_then(|c| text(c, "status")).as_deref() == Some("True"),
+        ready: ready.map(str::to_string),
+        phase: j.phase.as_str().to_string(),
+        reason: non_empty(reason),
+        message: non_empty(message),
+        stale,
+        stalled: j
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
     }
 }
 

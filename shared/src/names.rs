@@ -6,6 +6,48 @@ use sha2::{Digest, Sha256};
 pub const DNS1123_LABEL_MAX: usize = 63;
 /// Longest Helm release name.
 pub const HELM_RELEASE_NAME_MAX: usize = 53;
+/// Longest label value.
+pub const LABEL_VALUE_MAX: usize = 63;
+
+/// True when `s` is a label value: at most 63 characters, alphanumerics, `-`, `_` and `.`,
+/// starting and ending alphanumeric (or empty).
+pub fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= LABEL_VALUE_MAX
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// `s` as a label value: itself when it is one, else a readable prefix plus `-` and 8 hex digits
+/// of its SHA-256 (object names go up to 253 characters, label values to 63).
+pub fn label_value(s: &str) -> String {
+    if is_label_value(s) {
+        return s.to_string();
+    }
+    let hash = short_hash(s);
+    let mapped: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let keep = LABEL_VALUE_MAX - hash.len() - 1;
+    let prefix = mapped
+        .get(..keep.min(mapped.len()))
+        .unwrap_or_default()
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if prefix.is_empty() {
+        hash
+    } else {
+        format!("{prefix}-{hash}")
+    }
+}
 
 /// True when `s` is a DNS-1123 label: lowercase alphanumerics and `-`, starting and ending
 /// alphanumeric, 1 to 63 characters.
@@ -149,6 +191,19 @@ mod tests {
             short,
             to_dns1123(&"a".repeat(81), HELM_RELEASE_NAME_MAX).unwrap_or_default()
         );
+    }
+
+    #[test]
+    fn long_names_become_label_values() {
+        assert_eq!(label_value("shop"), "shop");
+        let long = format!("{}.example", "a".repeat(240));
+        let v = label_value(&long);
+        assert!(is_label_value(&v) && v.len() == LABEL_VALUE_MAX, "{v}");
+        assert_ne!(v, label_value(&format!("{}.examplf", "a".repeat(240))));
+        assert!(is_label_value(&label_value(&format!(
+            "{}.b",
+            "a".repeat(53)
+        ))));
     }
 
     #[test]

@@ -402,7 +402,7 @@ pub fn rollback_workflow(
         push(
             own.clone(),
             after,
-            flux::release_manifest(&owner.name, app, None),
+            flux::identity_manifest(&owner.name, app, None),
         );
         let subs = &app.spec.subcharts;
         for sub in subs.iter().rev() {
@@ -416,7 +416,7 @@ pub fn rollback_workflow(
             push(
                 param.clone(),
                 deps,
-                flux::release_manifest(&owner.name, app, Some(sub)),
+                flux::identity_manifest(&owner.name, app, Some(sub)),
             );
             names.push(param);
         }

@@ -126,6 +126,22 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    /// The `Ready` condition, when Flux wrote one: its reason is Flux's word on the state
+    /// (`InstallFailed`, `SourceNotReady`, `Progressing`, ...) whatever the phase.
+    pub fn ready(&self) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == "Ready")
+    }
+
+    /// Flux's reason and message: the Ready condition's, else the judgement's own.
+    pub fn flux_reason(&self) -> (&str, &str) {
+        match self.ready() {
+            Some(c) if !c.reason.is_empty() => (&c.reason, &c.message),
+            _ => (&self.reason, &self.message),
+        }
+    }
+}
+
+impl Judgement {
     /// What identifies a state for "log once per state change": the phase, reason and message.
     pub fn same_state(&self, other: &Judgement) -> bool {
         self.phase == other.phase
@@ -133,6 +149,7 @@ impl Judgement {
             && self.message == other.message
             && self.observed_generation == other.observed_generation
             && self.revision == other.revision
+            && self.flux_reason() == other.flux_reason()
     }
 
     /// The conditions in one line: `Ready=False (InstallFailed): ...; Stalled=True (...)`.
@@ -147,6 +164,9 @@ impl Judgement {
             .join("; ")
     }
 }
+
+/// Our reason while helm-controller has not observed the applied generation.
+pub const NOT_OBSERVED: &str = "NotObserved";
 
 /// Ready reasons that mean a release action (or its remediation) failed.
 const RELEASE_FAILURE_REASONS: &[&str] = &[
@@ -265,7 +285,7 @@ pub fn judge(target: &Target, observed: Option<&Value>) -> Judgement {
                 "waiting for helm-controller to observe generation {generation} (observed {observed_generation})"
             ),
         };
-        return verdict(Phase::Pending, "NotObserved", message);
+        return verdict(Phase::Pending, NOT_OBSERVED, message);
     }
 
     match ready {
@@ -273,7 +293,7 @@ pub fn judge(target: &Target, observed: Option<&Value>) -> Judgement {
             if !current(c, observed_generation) {
                 return verdict(
                     Phase::Pending,
-                    "NotObserved",
+                    NOT_OBSERVED,
                     format!(
                         "Ready=True is for generation {}; waiting for generation {generation}",
                         c.observed_generation
@@ -382,9 +402,10 @@ fn parse_version(s: &str) -> Option<(Vec<u64>, &str)> {
     (!parts.is_empty() && parts.len() <= 3).then_some((parts, pre))
 }
 
-/// A version the chart must be exactly (Helm reads a bare version as `=`): `1.2.3`, `v1`, `=1.2.3`.
-/// Ranges (`^1`, `~1.2`, `>=1 <2`, `1.x`, `*`) leave the choice to Flux.
-fn is_pinned(spec: &str) -> bool {
+/// A version the chart must be exactly (Helm reads a bare version as `=`): `1.2.3`, `v1`, `=1.2.3`,
+/// `1.12.0-alpha.1`. Ranges (`^1`, `~1.2`, `>=1 <2`, `1.x`, `*`) leave the choice to Flux. The one
+/// answer for validation (unpinned versions warn) and for the executor's judgement.
+pub fn is_pinned(spec: &str) -> bool {
     parse_version(spec.strip_prefix('=').unwrap_or(spec)).is_some()
 }
 
@@ -428,12 +449,57 @@ pub enum Step {
     Done(Outcome),
 }
 
+/// Part of the message source-controller gives a chart version its repository index lacks
+/// (`no 'demo' chart with version matching '9.9.9' found`).
+const MISSING_VERSION: &str = "chart with version matching";
+/// How long a missing version must persist after the HelmRepository handled our request before
+/// it is final (the HelmChart is re-reconciled from the new index within a moment).
+pub const MISSING_VERSION_GRACE: Duration = Duration::from_secs(5);
+
+/// Whether the HelmRepository has fetched its index since our reconcile request: its
+/// `status.lastHandledReconcileAt` is the `requestedAt` we set, and it is Ready for its current
+/// generation.
+pub fn repository_handled(repository: &Value, requested_at: &str) -> bool {
+    let handled = repository
+        .pointer("/status/lastHandledReconcileAt")
+        .and_then(Value::as_str)
+        == Some(requested_at);
+    let generation = int(repository.pointer("/metadata/generation"));
+    let observed = int(repository.pointer("/status/observedGeneration"));
+    let ready = read_conditions(repository.get("status").unwrap_or(&Value::Null))
+        .into_iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    handled && observed >= generation && ready
+}
+
+/// One snapshot of what the executor waits on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot<'a> {
+    /// The HelmRelease (`None`: it does not exist).
+    pub release: Option<&'a Value>,
+    /// Whether its HelmRepository has handled our reconcile request ([`repository_handled`]);
+    /// always true when the step applies no HelmRepository.
+    pub repository_handled: bool,
+}
+
+/// A failure Flux repeats without counting it: `status.failures` grows while the action's own
+/// counter (`installFailures`, `upgradeFailures`) does not, e.g. a chart that fails to render
+/// (no Helm release is made, so no retry is used up and Flux tries forever).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Uncounted {
+    reason: String,
+    failures: i64,
+    counted: i64,
+}
+
 /// Waiting for a release: feed it each observed snapshot with the time elapsed since the apply.
 #[derive(Debug, Clone)]
 pub struct Wait {
     target: Target,
     timeout: Duration,
     last: Option<Judgement>,
+    uncounted: Option<Uncounted>,
+    missing_since: Option<Duration>,
 }
 
 impl Wait {
@@ -442,6 +508,8 @@ impl Wait {
             target,
             timeout,
             last: None,
+            uncounted: None,
+            missing_since: None,
         }
     }
 
@@ -456,9 +524,26 @@ impl Wait {
     }
 
     /// Judges a snapshot. A terminal state wins over the deadline: a Ready seen at the deadline
-    /// is a success.
-    pub fn observe(&mut self, elapsed: Duration, observed: Option<&Value>) -> Step {
-        let judgement = judge(&self.target, observed);
+    /// is a success. Beyond [`judge`], two failures are final here because they need history:
+    /// a failure Flux repeats without counting it (the same `InstallFailed`/`UpgradeFailed` for
+    /// this generation while `status.failures` grows and the action's counter does not), and a
+    /// chart version missing from the repository once the HelmRepository has handled our
+    /// request (before that, the same message is a stale index during a normal upgrade).
+    pub fn observe(&mut self, elapsed: Duration, snapshot: Snapshot<'_>) -> Step {
+        let mut judgement = judge(&self.target, snapshot.release);
+        if !judgement.phase.is_terminal()
+            && let Some(hr) = snapshot.release
+        {
+            let message = match self.repeated_uncounted(hr, &judgement) {
+                Some(m) => Some(m),
+                None => self.missing_version(elapsed, &judgement, snapshot),
+            };
+            if let Some(message) = message {
+                judgement.phase = Phase::Failed;
+                judgement.reason = judgement.flux_reason().0.to_string();
+                judgement.message = message;
+            }
+        }
         let changed = self
             .last
             .as_ref()
@@ -470,6 +555,65 @@ impl Wait {
             _ if elapsed >= self.timeout => Step::Done(Outcome::TimedOut(Some(judgement))),
             _ => Step::Continue { judgement, changed },
         }
+    }
+
+    fn repeated_uncounted(&mut self, hr: &Value, j: &Judgement) -> Option<String> {
+        let ready = j.ready().filter(|c| {
+            c.status == "False"
+                && matches!(c.reason.as_str(), "InstallFailed" | "UpgradeFailed")
+                && (c.observed_generation >= j.generation
+                    || (c.observed_generation == 0 && j.observed_generation >= j.generation))
+        });
+        let attempted = int(hr.pointer("/status/lastAttemptedGeneration"));
+        let Some(c) = ready.filter(|_| attempted >= j.generation) else {
+            self.uncounted = None;
+            return None;
+        };
+        let now = Uncounted {
+            reason: c.reason.clone(),
+            failures: int(hr.pointer("/status/failures")),
+            counted: int(hr.pointer("/status/installFailures"))
+                + int(hr.pointer("/status/upgradeFailures")),
+        };
+        let repeated = self.uncounted.as_ref().is_some_and(|seen| {
+            seen.reason == now.reason && now.failures > seen.failures && now.counted == seen.counted
+        });
+        if repeated {
+            return Some(format!(
+                "{} (Flux failed {} times without making a Helm release, so no retry counts and it would try forever; change the spec)",
+                c.message, now.failures
+            ));
+        }
+        if self
+            .uncounted
+            .as_ref()
+            .is_none_or(|seen| seen.reason != now.reason || seen.counted != now.counted)
+        {
+            self.uncounted = Some(now);
+        }
+        None
+    }
+
+    fn missing_version(
+        &mut self,
+        elapsed: Duration,
+        j: &Judgement,
+        snapshot: Snapshot<'_>,
+    ) -> Option<String> {
+        let missing = j
+            .ready()
+            .filter(|c| c.status == "False" && c.message.contains(MISSING_VERSION));
+        let Some(c) = missing.filter(|_| snapshot.repository_handled) else {
+            self.missing_since = None;
+            return None;
+        };
+        let since = *self.missing_since.get_or_insert(elapsed);
+        (elapsed.saturating_sub(since) >= MISSING_VERSION_GRACE).then(|| {
+            format!(
+                "{} (the HelmRepository has fetched its index since the apply)",
+                c.message
+            )
+        })
     }
 
     /// The deadline passed without a snapshot (e.g. the API kept failing).
@@ -503,6 +647,13 @@ mod tests {
             },
             "status": status,
         })
+    }
+
+    fn snap(release: Option<&Value>) -> Snapshot<'_> {
+        Snapshot {
+            release,
+            repository_handled: true,
+        }
     }
 
     fn target(generation: i64, version: &str) -> Target {
@@ -756,12 +907,12 @@ mod tests {
         let t = target(1, "6.5.3");
         let mut wait = Wait::new(t, Duration::from_secs(10));
         let pending = hr(1, "6.5.3", json!({}));
-        let step = wait.observe(Duration::from_secs(0), Some(&pending));
+        let step = wait.observe(Duration::from_secs(0), snap(Some(&pending)));
         assert!(
             matches!(step, Step::Continue { changed: true, .. }),
             "{step:?}"
         );
-        let step = wait.observe(Duration::from_secs(1), Some(&pending));
+        let step = wait.observe(Duration::from_secs(1), snap(Some(&pending)));
         assert!(
             matches!(step, Step::Continue { changed: false, .. }),
             "{step:?}"
@@ -772,12 +923,12 @@ mod tests {
             json!({ "conditions": [cond("Reconciling", "True", "Progressing", 1),
                                    cond("Ready", "Unknown", "Progressing", 1)] }),
         );
-        let step = wait.observe(Duration::from_secs(2), Some(&progressing));
+        let step = wait.observe(Duration::from_secs(2), snap(Some(&progressing)));
         assert!(
             matches!(step, Step::Continue { changed: true, .. }),
             "{step:?}"
         );
-        match wait.observe(Duration::from_secs(10), Some(&progressing)) {
+        match wait.observe(Duration::from_secs(10), snap(Some(&progressing))) {
             Step::Done(Outcome::TimedOut(Some(j))) => {
                 assert_eq!(j.phase, Phase::Progressing);
                 assert_eq!(
@@ -795,14 +946,148 @@ mod tests {
     fn terminal_state_at_the_deadline_wins() {
         let t = target(1, "6.5.3");
         let mut wait = Wait::new(t, Duration::from_secs(1));
-        let step = wait.observe(
-            Duration::from_secs(5),
-            Some(&hr(1, "6.5.3", ready_status(1, "6.5.3"))),
-        );
+        let ready = hr(1, "6.5.3", ready_status(1, "6.5.3"));
+        let step = wait.observe(Duration::from_secs(5), snap(Some(&ready)));
         assert!(matches!(step, Step::Done(Outcome::Released(_))), "{step:?}");
         assert_eq!(
             Wait::new(target(1, "1"), Duration::ZERO).expire(),
             Outcome::TimedOut(None)
         );
+    }
+
+    fn render_failure(failures: i64) -> Value {
+        hr(
+            2,
+            "1.0.0",
+            json!({
+                "observedGeneration": 1,
+                "lastAttemptedGeneration": 2,
+                "lastAttemptedReleaseAction": "install",
+                "failures": failures,
+                "installFailures": 0,
+                "conditions": [
+                    cond("Reconciling", "True", "ProgressingWithRetry", 2),
+                    cond("Ready", "False", "InstallFailed", 2),
+                ],
+            }),
+        )
+    }
+
+    #[test]
+    fn a_failure_flux_repeats_without_counting_fails_soon_with_its_message() {
+        let mut wait = Wait::new(target(2, "1.0.0"), Duration::from_secs(600));
+        let first = render_failure(1);
+        let step = wait.observe(Duration::from_secs(1), snap(Some(&first)));
+        assert!(
+            matches!(step, Step::Continue { changed: true, .. }),
+            "{step:?}"
+        );
+        let again = render_failure(1);
+        assert!(matches!(
+            wait.observe(Duration::from_secs(2), snap(Some(&again))),
+            Step::Continue { changed: false, .. }
+        ));
+        let grown = render_failure(2);
+        match wait.observe(Duration::from_secs(3), snap(Some(&grown))) {
+            Step::Done(Outcome::Failed(j)) => {
+                assert_eq!(j.reason, "InstallFailed");
+                assert!(
+                    j.message
+                        .starts_with("Ready InstallFailed (Flux failed 2 times"),
+                    "{}",
+                    j.message
+                );
+            }
+            other => panic!("expected a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn counted_retries_are_not_mistaken_for_repeated_uncounted_failures() {
+        let mut wait = Wait::new(target(2, "1.0.0"), Duration::from_secs(600));
+        let retry = |n: i64| {
+            let mut obj = render_failure(n);
+            obj["status"]["installFailures"] = json!(n);
+            obj["spec"]["install"] = json!({"remediation": {"retries": 5}});
+            obj
+        };
+        for n in 1..4 {
+            let obj = retry(n);
+            let step = wait.observe(Duration::from_secs(n as u64), snap(Some(&obj)));
+            assert!(matches!(step, Step::Continue { .. }), "{n}: {step:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_version_fails_only_once_the_repository_handled_our_request() {
+        let missing = hr(
+            1,
+            "9.9.9",
+            json!({
+                "observedGeneration": 1,
+                "conditions": [{"type": "Ready", "status": "False", "reason": "SourceNotReady",
+                    "message": "HelmChart 'apps/apps-demo' is not ready: no 'demo' chart with version matching '9.9.9' found",
+                    "observedGeneration": 1}],
+            }),
+        );
+        let mut wait = Wait::new(target(1, "9.9.9"), Duration::from_secs(600));
+        let stale = Snapshot {
+            release: Some(&missing),
+            repository_handled: false,
+        };
+        for t in 0..30 {
+            let step = wait.observe(Duration::from_secs(t), stale);
+            assert!(matches!(step, Step::Continue { .. }), "{t}: {step:?}");
+        }
+        let handled = snap(Some(&missing));
+        assert!(matches!(
+            wait.observe(Duration::from_secs(31), handled),
+            Step::Continue { .. }
+        ));
+        match wait.observe(Duration::from_secs(36), handled) {
+            Step::Done(Outcome::Failed(j)) => {
+                assert!(
+                    j.message
+                        .contains("no 'demo' chart with version matching '9.9.9' found"),
+                    "{}",
+                    j.message
+                );
+                assert_eq!(j.reason, "SourceNotReady");
+            }
+            other => panic!("expected a failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_repository_has_handled_our_request() {
+        let repo = |handled: &str, ready: &str| {
+            json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+                "lastHandledReconcileAt": handled,
+                "conditions": [{"type": "Ready", "status": ready, "reason": "Succeeded"}]}})
+        };
+        assert!(repository_handled(&repo("t1", "True"), "t1"));
+        assert!(!repository_handled(&repo("t0", "True"), "t1"));
+        assert!(!repository_handled(&repo("t1", "False"), "t1"));
+    }
+
+    #[test]
+    fn state_changes_of_fluxs_reason_alone_are_logged() {
+        let mut wait = Wait::new(target(1, "1.0.0"), Duration::from_secs(600));
+        let with = |reason: &str| {
+            hr(
+                1,
+                "1.0.0",
+                json!({"conditions": [cond("Reconciling", "True", "Progressing", 1), cond("Ready", "Unknown", reason, 1)]}),
+            )
+        };
+        let (a, b) = (with("Progressing"), with("SourceNotReady"));
+        assert!(matches!(
+            wait.observe(Duration::ZERO, snap(Some(&a))),
+            Step::Continue { changed: true, .. }
+        ));
+        assert!(matches!(
+            wait.observe(Duration::ZERO, snap(Some(&b))),
+            Step::Continue { changed: true, .. }
+        ));
     }
 }

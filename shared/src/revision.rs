@@ -72,9 +72,15 @@ pub fn name(group: &str, n: i64) -> String {
     )
 }
 
+/// The owner label's value for a group: its name, shortened with a hash past 63 characters
+/// (group names go up to 253). Ownership itself is decided by uid ([`owned_by`]).
+pub fn owner_label(group: &str) -> String {
+    crate::names::label_value(group)
+}
+
 /// Label selector for everything a group owns.
 pub fn owner_selector(group: &str) -> String {
-    format!("{OWNER}={group}")
+    format!("{OWNER}={}", owner_label(group))
 }
 
 fn owner_reference(owner: &Owner) -> Value {
@@ -123,7 +129,7 @@ pub fn controller_revision(owner: &Owner, spec: &Value, r: &NewRevision<'_>) -> 
 
 fn labels(owner: &Owner, r: &NewRevision<'_>) -> Value {
     let mut l = json!({
-        OWNER: owner.name,
+        OWNER: owner_label(&owner.name),
         HERITAGE: "orkestra",
         REVISION_LABEL: r.number.to_string(),
         WORKFLOW_TYPE_LABEL: r.release_type.as_str(),
@@ -156,6 +162,88 @@ pub fn forward_workflow(
     let mut wf = argo::workflow(&owner.name, spec, &workflow_meta(owner, r));
     finish_workflow(&mut wf, owner, r, full);
     wf
+}
+
+/// The Workflow a first `promote` of a group object as stored (defaulted, templates injected)
+/// would create: revision 1, in the group's workflow namespace. A group read from a file has no
+/// uid yet, so the Workflow then carries no ownerReference. `kubectl orkestra validate
+/// --show-workflow` prints it.
+pub fn first_workflow(object: &Value) -> Result<Value, crate::model::SpecError> {
+    let spec = crate::model::parse_spec(object)?;
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let owner = Owner {
+        name: text("/metadata/name"),
+        uid: text("/metadata/uid"),
+        generation: object
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64),
+    };
+    let namespace = spec
+        .workflow_template
+        .as_ref()
+        .and_then(|w| w.namespace.clone())
+        .unwrap_or_else(|| crate::defaults::WORKFLOW_NAMESPACE.to_string());
+    let r = NewRevision {
+        number: 1,
+        namespace: &namespace,
+        release_type: ReleaseType::Forward,
+        promoted_by: None,
+        rollback_of: None,
+    };
+    let mut wf = forward_workflow(&owner, &spec, &r, false);
+    if owner.uid.is_empty()
+        && let Some(meta) = wf.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.remove("ownerReferences");
+    }
+    Ok(wf)
+}
+
+/// Why a revision cannot give a step its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepManifestError {
+    /// `data.spec` is missing or does not fit the API types.
+    #[error("the ControllerRevision holds no readable group spec")]
+    NoSpec,
+    /// No ownerReference to an ApplicationGroup.
+    #[error("the ControllerRevision names no owning ApplicationGroup")]
+    NoOwner,
+    /// No application or subchart of the spec has that chart key.
+    #[error("no chart {0:?} in the revision's spec")]
+    NoChart(String),
+}
+
+/// The manifest (HelmRepository + HelmRelease, as a `List`) of the release step of `chart` (an
+/// [`argo::chart_parameter`] key), built from the group's revision exactly as [`argo`] built the
+/// Workflow: what the executor fetches instead of reading it from its command line, so no size
+/// limit of arguments and no Argo `{{...}}` substitution ever touches the values.
+pub fn step_manifest(cr: &Value, chart: &str) -> Result<Value, StepManifestError> {
+    let spec: ApplicationGroupSpec = cr
+        .pointer("/data/spec")
+        .and_then(|s| crate::model::parse_spec(&json!({ "spec": s })).ok())
+        .ok_or(StepManifestError::NoSpec)?;
+    let group = cr
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|r| r.get("kind").and_then(Value::as_str) == Some(KIND))
+        .and_then(|r| r.get("name").and_then(Value::as_str))
+        .ok_or(StepManifestError::NoOwner)?;
+    for app in &spec.applications {
+        for sub in app.spec.subcharts.iter().map(Some).chain([None]) {
+            if argo::chart_parameter(app, sub) == chart {
+                return Ok(crate::flux::release_manifest(group, app, sub));
+            }
+        }
+    }
+    Err(StepManifestError::NoChart(chart.to_string()))
 }
 
 /// The Workflow identity (`<group>-r<N>`, labels) of a revision.
@@ -422,6 +510,16 @@ mod tests {
         }
     }
 
+    fn rev(number: i64) -> NewRevision<'static> {
+        NewRevision {
+            number,
+            namespace: "orkestra",
+            release_type: ReleaseType::Forward,
+            promoted_by: None,
+            rollback_of: None,
+        }
+    }
+
     #[test]
     fn revision_round_trips_and_names_its_workflow() {
         let r = NewRevision {
@@ -450,6 +548,24 @@ mod tests {
         assert_eq!(
             wf["spec"]["templates"],
             json!([{"name": "entry", "dag": {"tasks": []}}])
+        );
+    }
+
+    #[test]
+    fn a_step_reads_its_manifest_from_the_revision() {
+        let spec = json!({"applications": [{"name": "3scale", "spec": {
+            "chart": {"url": "https://c.example.com", "name": "gw", "version": "1.0.0"},
+            "release": {"targetNamespace": "apis", "values": {"note": "{{workflow.name}}"}},
+            "subcharts": [{"name": "db"}]}}]});
+        let cr = controller_revision(&owner(), &spec, &rev(2));
+        let m = step_manifest(&cr, "N3scale--db").unwrap_or_default();
+        assert_eq!(m["items"][1]["metadata"]["name"], "3scale-db");
+        let m = step_manifest(&cr, "N3scale").unwrap_or_default();
+        assert_eq!(m["items"][1]["spec"]["values"]["note"], "{{workflow.name}}");
+        assert_eq!(m["items"][1]["metadata"]["labels"][OWNER], "shop");
+        assert_eq!(
+            step_manifest(&cr, "web"),
+            Err(StepManifestError::NoChart("web".into()))
         );
     }
 

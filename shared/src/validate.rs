@@ -357,7 +357,7 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                 );
             }
             let version = chart.version.as_deref().unwrap_or("");
-            if !is_pinned(version) {
+            if !crate::release::is_pinned(version) {
                 report.warn(
                     format!("{base}.chart.version"),
                     format!("{who}: chart version {version:?} is not pinned; releases may differ"),
@@ -387,13 +387,47 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                 match duration::parse(value) {
                     None => report.error(
                         format!("{base}.release.{field}"),
-                        format!("{who}: {value:?} is not a duration (write it like 5m, 90s or 1h30m)"),
+                        format!("{who}: {value:?} is not a duration Flux accepts (write it like 5m, 90s, 1h30m or 500ms)"),
                     ),
                     Some(d) if field == "timeout" && d > LONG_TIMEOUT => report.warn(
                         format!("{base}.release.timeout"),
                         format!("{who}: timeout {value} is very long; a stuck release blocks the group that long"),
                     ),
                     Some(_) => {}
+                }
+            }
+            for (block, value) in [
+                ("install", &release.install),
+                ("upgrade", &release.upgrade),
+                ("rollback", &release.rollback),
+                ("uninstall", &release.uninstall),
+            ] {
+                if let Some(value) = value {
+                    let path = format!("{base}.release.{block}");
+                    crate::flux_schema::check_block(block, value, &path, &mut |p, m| {
+                        report.error(p, format!("{who}: {m}"))
+                    });
+                }
+            }
+            for action in ["install", "upgrade"] {
+                let block = if action == "install" {
+                    &release.install
+                } else {
+                    &release.upgrade
+                };
+                let retries = block
+                    .as_ref()
+                    .and_then(|b| b.pointer("/remediation/retries"))
+                    .and_then(Value::as_i64);
+                if retries.is_some_and(|r| r < 0) {
+                    report.warn(
+                        format!("{base}.release.{action}.remediation.retries"),
+                        format!(
+                            "{who}: negative retries make Flux retry forever; the release step gives up after {} attempts ({})",
+                            crate::argo::UNBOUNDED_RETRIES_ATTEMPTS,
+                            duration::human(Duration::from_secs(crate::argo::step_budget(app)))
+                        ),
+                    );
                 }
             }
         }
@@ -482,6 +516,16 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
                     format!("{path}.image"),
                     format!("custom {who} needs image.image, the container image to run"),
                 );
+            } else if model::custom_command(executor).is_none()
+                && !model::custom_command_unusable(executor)
+            {
+                report.warn(
+                    format!("{path}.image.command"),
+                    format!(
+                        "custom {who} names no command; the step runs {} in its image",
+                        crate::argo::DEFAULT_EXECUTOR_COMMAND
+                    ),
+                );
             }
             if model::custom_command_unusable(executor) {
                 report.error(
@@ -561,15 +605,6 @@ fn compare_with_stored(
             );
         }
     }
-}
-
-/// An exact version: no wildcard, range or constraint operator.
-fn is_pinned(version: &str) -> bool {
-    !version.is_empty()
-        && !version.contains(['*', '^', '~', '>', '<', '=', '|', ',', ' '])
-        && !version
-            .split(['.', '-'])
-            .any(|part| part == "x" || part == "X")
 }
 
 #[cfg(test)]
@@ -676,7 +711,8 @@ mod tests {
 
     #[test]
     fn pinned_versions() {
-        for v in ["1.2.3", "v1", "6.6.0", "1.12.0-alpha.1"] {
+        use crate::release::is_pinned;
+        for v in ["1.2.3", "v1", "6.6.0", "1.12.0-alpha.1", "=1.2.3"] {
             assert!(is_pinned(v), "{v}");
         }
         for v in ["", "*", "1.x", ">=1.0", "^1.2", "~1.2", "1.0 - 2.0"] {

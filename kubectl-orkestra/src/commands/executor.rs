@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
@@ -24,7 +25,7 @@ use kube::api::{
 };
 use kube::{Client, ResourceExt as _};
 use orkestra::flux::{HELM_RELEASE_API_VERSION, HELM_REPOSITORY_API_VERSION};
-use orkestra::release::{Judgement, Outcome, Step, Target, Wait};
+use orkestra::release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{ExecutorAction, ExecutorCommand, HelmReleaseExecutorArgs};
@@ -43,6 +44,8 @@ pub const EXIT_ERROR: u8 = 3;
 pub const FIELD_MANAGER: &str = "orkestra-executor";
 /// Flux's "reconcile now" annotation.
 pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+/// Flux's "run the Helm action even if nothing changed" annotation (with the `requestedAt` value).
+pub const FORCE_AT: &str = "reconcile.fluxcd.io/forceAt";
 
 pub fn run(command: &ExecutorCommand) -> ExitCode {
     match command {
@@ -70,8 +73,18 @@ fn helmrelease(args: &HelmReleaseExecutorArgs, kube: &KubeArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let settings = Settings::from_args(args, start)?;
         let client = kube.client().await.map_err(Stop::Error)?;
-        let manifest =
-            Manifest::parse(&read_manifest(&args.manifest)?, client.default_namespace())?;
+        let text = match (&args.manifest, &args.revision, &args.chart) {
+            (Some(m), _, _) => read_manifest(m)?,
+            (None, Some(revision), Some(chart)) => {
+                fetch_manifest(&client, revision, chart, &settings).await?
+            }
+            _ => {
+                return Err(Stop::Usage(
+                    "give --manifest, or --revision and --chart".into(),
+                ));
+            }
+        };
+        let manifest = Manifest::parse(&text, client.default_namespace())?;
         log.object = format!("{}/{}", manifest.namespace, manifest.name);
         match args.action {
             ExecutorAction::Install => install(&client, &manifest, &settings, &log).await,
@@ -169,6 +182,29 @@ fn read_manifest(arg: &str) -> Result<String, Stop> {
             .map_err(|e| Stop::Usage(format!("reading the manifest {path}: {e}"))),
         None => Ok(arg.to_owned()),
     }
+}
+
+/// The manifest of one chart step, built from the group's ControllerRevision `NAMESPACE/NAME`.
+async fn fetch_manifest(
+    client: &Client,
+    revision: &str,
+    chart: &str,
+    settings: &Settings,
+) -> Result<String, Stop> {
+    let (namespace, name) = revision
+        .split_once('/')
+        .ok_or_else(|| Stop::Usage(format!("--revision {revision:?} is not NAMESPACE/NAME")))?;
+    let api = Api::<ControllerRevision>::namespaced(client.clone(), namespace);
+    let what = format!("reading ControllerRevision {revision}");
+    let cr = settings
+        .call(&what, api.get(name))
+        .await?
+        .map_err(|e| api_error(what.clone(), e))?;
+    let cr = serde_json::to_value(&cr)
+        .map_err(|e| Stop::Error(anyhow!(e).context("reading the ControllerRevision")))?;
+    let manifest = orkestra::revision::step_manifest(&cr, chart)
+        .map_err(|e| Stop::Usage(format!("ControllerRevision {revision}: {e}")))?;
+    Ok(manifest.to_string())
 }
 
 impl Manifest {
@@ -325,11 +361,25 @@ async fn install(
 ) -> Result<(), Stop> {
     // Flux compares the value with `status.lastHandledReconcileAt`: any new value will do.
     let requested_at = k8s_openapi::jiff::Timestamp::now().to_string();
+    let force = after_failure(client, manifest, settings).await?;
+    if force {
+        // Going back to the deployed version after a failed upgrade can stay UpgradeFailed
+        // although Flux finds the release in sync (fluxcd/helm-controller#1362): force the action.
+        log.event(
+            "info",
+            "force",
+            json!({ "message": format!("the HelmRelease's last action failed: setting {FORCE_AT}") }),
+        );
+    }
+    let annotations = Annotations {
+        requested_at: &requested_at,
+        force,
+    };
     let applied = loop {
         for ns in manifest.namespaces() {
             ensure_namespace(client, &ns, settings, log).await?;
         }
-        match apply_all(client, manifest, &requested_at, settings, log).await {
+        match apply_all(client, manifest, &annotations, settings, log).await {
             Err(Stop::Error(e))
                 if terminating_namespace(&e) && settings.remaining() > Duration::ZERO =>
             {
@@ -348,10 +398,55 @@ async fn install(
         client,
         manifest,
         Target::from_applied(&applied),
+        &requested_at,
         settings,
         log,
     )
     .await
+}
+
+/// The annotations every applied object gets.
+struct Annotations<'a> {
+    /// `reconcile.fluxcd.io/requestedAt` (and `forceAt` when `force`).
+    requested_at: &'a str,
+    force: bool,
+}
+
+/// Whether the HelmRelease exists and Flux's last word on it is a failure (`Ready=False` with a
+/// release failure, or `Stalled=True`): then the next action is forced.
+async fn after_failure(
+    client: &Client,
+    manifest: &Manifest,
+    settings: &Settings,
+) -> Result<bool, Stop> {
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
+    let what = format!(
+        "reading HelmRelease {}/{}",
+        manifest.namespace, manifest.name
+    );
+    let existing = match settings.call(&what, api.get_opt(&manifest.name)).await? {
+        Ok(Some(obj)) => serde_json::to_value(obj).unwrap_or_default(),
+        Ok(None) => return Ok(false),
+        Err(e) if transient(&e) => return Ok(false),
+        Err(e) => return Err(api_error(what, e)),
+    };
+    let state = orkestra::live::release_state(&existing);
+    Ok(state.stalled
+        || state.phase == orkestra::release::Phase::Failed.as_str()
+        || (state.ready.as_deref() == Some("False")
+            && matches!(
+                state.reason.as_deref(),
+                Some(
+                    "UpgradeFailed"
+                        | "InstallFailed"
+                        | "RollbackSucceeded"
+                        | "RollbackFailed"
+                        | "UninstallSucceeded"
+                        | "UninstallFailed"
+                        | "TestFailed"
+                )
+            )))
 }
 
 /// Whether an apply failed because its namespace is being deleted.
@@ -477,7 +572,7 @@ fn namespace_finalizers(ns: &Namespace) -> Vec<String> {
 async fn apply_all(
     client: &Client,
     manifest: &Manifest,
-    requested_at: &str,
+    annotations: &Annotations<'_>,
     settings: &Settings,
     log: &Log,
 ) -> Result<Value, Stop> {
@@ -486,7 +581,10 @@ async fn apply_all(
             client,
             &helmrepositories(),
             repo,
-            requested_at,
+            &Annotations {
+                requested_at: annotations.requested_at,
+                force: false,
+            },
             settings,
             log,
         )
@@ -496,7 +594,7 @@ async fn apply_all(
         client,
         &helmreleases(),
         &manifest.release,
-        requested_at,
+        annotations,
         settings,
         log,
     )
@@ -507,10 +605,11 @@ async fn apply(
     client: &Client,
     resource: &ApiResource,
     object: &Value,
-    requested_at: &str,
+    annotations: &Annotations<'_>,
     settings: &Settings,
     log: &Log,
 ) -> Result<Value, Stop> {
+    let wanted = annotations;
     let mut object = object.clone();
     let name = text_at(&object, "/metadata/name");
     let namespace = text_at(&object, "/metadata/namespace");
@@ -519,7 +618,10 @@ async fn apply(
             .entry("annotations")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(map) = annotations.as_object_mut() {
-            map.insert(REQUESTED_AT.into(), json!(requested_at));
+            map.insert(REQUESTED_AT.into(), json!(wanted.requested_at));
+            if wanted.force {
+                map.insert(FORCE_AT.into(), json!(wanted.requested_at));
+            }
         }
     }
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
@@ -548,6 +650,7 @@ async fn wait_released(
     client: &Client,
     manifest: &Manifest,
     target: Target,
+    requested_at: &str,
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
@@ -555,7 +658,12 @@ async fn wait_released(
         Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
     let mut wait = Wait::new(target, settings.timeout);
     let what = format!("reading HelmRelease {}", log.object);
+    // Once the HelmRepository has handled our request it stays handled: stop reading it then.
+    let mut handled = manifest.repository.is_none();
     loop {
+        if !handled && let Some(repo) = &manifest.repository {
+            handled = repository_handled(client, repo, requested_at, settings).await;
+        }
         let observed = match settings.call(&what, api.get_opt(&manifest.name)).await {
             Ok(Ok(found)) => Some(
                 found
@@ -575,7 +683,13 @@ async fn wait_released(
             Err(_) => None,
         };
         let step = match &observed {
-            Some(found) => wait.observe(log.start.elapsed(), found.as_ref()),
+            Some(found) => wait.observe(
+                log.start.elapsed(),
+                Snapshot {
+                    release: found.as_ref(),
+                    repository_handled: handled,
+                },
+            ),
             None if settings.remaining().is_zero() => Step::Done(wait.expire()),
             None => {
                 settings.pause().await;
@@ -608,11 +722,11 @@ async fn wait_released(
             Step::Done(Outcome::TimedOut(last)) => {
                 return Err(Stop::TimedOut(match last {
                     Some(j) => format!(
-                        "not released after {}: last state {} ({}: {}); conditions: {}",
+                        "not released after {}: last state {}, Flux's last reason {} ({}); conditions: {}",
                         orkestra::duration::human(settings.timeout),
                         j.phase.as_str(),
-                        j.reason,
-                        j.message,
+                        j.flux_reason().0,
+                        j.flux_reason().1,
                         j.conditions_line()
                     ),
                     None => format!(
@@ -626,10 +740,102 @@ async fn wait_released(
     }
 }
 
+/// Whether the step's HelmRepository has fetched its index since our request (read errors: not
+/// yet; the HelmRelease's own state still decides everything else).
+async fn repository_handled(
+    client: &Client,
+    repo: &Value,
+    requested_at: &str,
+    settings: &Settings,
+) -> bool {
+    let name = text_at(repo, "/metadata/name");
+    let namespace = text_at(repo, "/metadata/namespace");
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &helmrepositories());
+    match settings
+        .call("reading the HelmRepository", api.get_opt(&name))
+        .await
+    {
+        Ok(Ok(Some(obj))) => serde_json::to_value(obj)
+            .is_ok_and(|v| orkestra::release::repository_handled(&v, requested_at)),
+        _ => false,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // delete
 
+/// Deletes the HelmRelease, then its HelmRepository unless another HelmRelease still uses it.
 async fn delete(
+    client: &Client,
+    manifest: &Manifest,
+    settings: &Settings,
+    log: &Log,
+) -> Result<(), Stop> {
+    delete_release(client, manifest, settings, log).await?;
+    if let Some(repo) = &manifest.repository {
+        delete_repository_if_unused(client, repo, settings, log).await?;
+    }
+    Ok(())
+}
+
+async fn delete_repository_if_unused(
+    client: &Client,
+    repo: &Value,
+    settings: &Settings,
+    log: &Log,
+) -> Result<(), Stop> {
+    let name = text_at(repo, "/metadata/name");
+    let namespace = text_at(repo, "/metadata/namespace");
+    let releases =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &helmreleases());
+    let what = format!("listing HelmReleases in {namespace}");
+    let list = settings
+        .call(&what, releases.list(&kube::api::ListParams::default()))
+        .await?
+        .map_err(|e| api_error(what.clone(), e))?;
+    let users: Vec<String> = list
+        .items
+        .iter()
+        .filter(|hr| hr.metadata.deletion_timestamp.is_none())
+        .filter_map(|hr| serde_json::to_value(hr).ok())
+        .filter(|hr| {
+            let source = |k: &str| text_at(hr, &format!("/spec/chart/spec/sourceRef/{k}"));
+            let source_ns = source("namespace");
+            source("kind") == "HelmRepository"
+                && source("name") == name
+                && (source_ns.is_empty() || source_ns == namespace)
+        })
+        .map(|hr| text_at(&hr, "/metadata/name"))
+        .collect();
+    let object = format!("{namespace}/{name}");
+    if !users.is_empty() {
+        log.event(
+            "info",
+            "repository-kept",
+            json!({ "helmRepository": object, "usedBy": users }),
+        );
+        return Ok(());
+    }
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &helmrepositories());
+    let deleting = format!("deleting HelmRepository {object}");
+    match settings
+        .call(&deleting, api.delete(&name, &DeleteParams::default()))
+        .await?
+    {
+        Ok(_) => log.event(
+            "info",
+            "repository-deleted",
+            json!({ "helmRepository": object }),
+        ),
+        Err(kube::Error::Api(s)) if s.is_not_found() => {}
+        Err(e) => return Err(api_error(deleting, e)),
+    }
+    Ok(())
+}
+
+async fn delete_release(
     client: &Client,
     manifest: &Manifest,
     settings: &Settings,
@@ -792,6 +998,8 @@ impl Log {
                 "state": j.phase.as_str(),
                 "reason": j.reason,
                 "message": j.message,
+                "fluxReason": j.flux_reason().0,
+                "fluxMessage": j.flux_reason().1,
                 "generation": j.generation,
                 "observedGeneration": j.observed_generation,
                 "revision": j.revision,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use orkestra::api::KIND;
+use orkestra::revision;
 use orkestra::validate::{self, Violation};
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     let mut text = String::new();
     let mut notes = String::new();
     let mut mutated = Vec::new();
+    let mut workflows = Vec::new();
     let mut report = json!({ "groups": [], "skipped": [], "unreadable": [] });
     let (mut groups, mut invalid) = (0usize, 0usize);
     for source in &sources {
@@ -74,6 +76,13 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
                 };
                 let _ = writeln!(text, "{label}: valid{extra}");
                 if let Some(m) = &checked.mutated {
+                    if args.show_workflow {
+                        // The group is valid, so its stored form parses.
+                        match revision::first_workflow(m) {
+                            Ok(wf) => workflows.push(wf),
+                            Err(e) => bail!("{label}: building its Workflow: {e}"),
+                        }
+                    }
                     mutated.push(m.clone());
                 }
             }
@@ -87,6 +96,8 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             });
             if args.show_mutated && valid {
                 entry["mutated"] = checked.mutated.unwrap_or(Value::Null);
+            } else if args.show_workflow && valid {
+                entry["workflow"] = workflows.last().cloned().unwrap_or(Value::Null);
             }
             push(&mut report["groups"], entry);
         }
@@ -100,11 +111,17 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             write_stderr(&notes);
             write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
         }
-        ValidateOutput::Text if args.show_mutated => {
-            // The objects go to stdout (ready for `kubectl apply -f -`), the verdicts to stderr.
+        ValidateOutput::Text if args.show_mutated || args.show_workflow => {
+            // The objects go to stdout (ready for `kubectl apply -f -` or `argo lint -`), the
+            // verdicts to stderr.
             write_stderr(&notes);
             write_stderr(&text);
-            write_stdout(&serde_saphyr::to_string_multiple(&mutated)?)?;
+            let objects = if args.show_workflow {
+                &workflows
+            } else {
+                &mutated
+            };
+            write_stdout(&serde_saphyr::to_string_multiple(objects)?)?;
         }
         ValidateOutput::Text => {
             write_stderr(&notes);

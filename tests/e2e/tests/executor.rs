@@ -898,8 +898,8 @@ fn generated_workflow(
     Ok((orkestra::argo::workflow(group_name, &spec, &meta), spec))
 }
 
-/// Every `executor-helmrelease` step: (application template, task name, manifest parameter name,
-/// timeout argument).
+/// Every `executor-helmrelease` step: (application template, task name, chart key, timeout
+/// argument).
 fn executor_steps(workflow: &Value) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     let templates = workflow["spec"]["templates"]
@@ -920,10 +920,7 @@ fn executor_steps(workflow: &Value) -> Vec<(String, String, String, String)> {
                     .unwrap_or_default()
                     .to_owned()
             };
-            let param = arg("manifest")
-                .trim_start_matches("{{workflow.parameters.")
-                .trim_end_matches("}}")
-                .to_owned();
+            let param = arg("chart");
             out.push((
                 t["name"].as_str().unwrap_or_default().to_owned(),
                 task["name"].as_str().unwrap_or_default().to_owned(),
@@ -935,18 +932,35 @@ fn executor_steps(workflow: &Value) -> Vec<(String, String, String, String)> {
     out
 }
 
-fn workflow_parameter(workflow: &Value, name: &str) -> Option<String> {
-    workflow["spec"]["arguments"]["parameters"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)?["value"]
-        .as_str()
-        .map(str::to_owned)
+/// The group's revision the Workflow's steps read their manifests from: a ControllerRevision
+/// named like the Workflow, holding the stored spec, owned by the group.
+fn revision_of(group: &Value, namespace: &str, name: &str) -> Result<Value> {
+    let defaulted = orkestra::defaults::default_object(group)?;
+    let mut cr = orkestra::revision::controller_revision(
+        &orkestra::revision::Owner {
+            name: group["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            uid: "00000000-0000-4000-8000-000000000001".into(),
+            generation: Some(1),
+        },
+        &defaulted["spec"],
+        &orkestra::revision::NewRevision {
+            number: 1,
+            namespace,
+            release_type: orkestra::revision::ReleaseType::Forward,
+            promoted_by: None,
+            rollback_of: None,
+        },
+    );
+    cr["metadata"]["name"] = json!(name);
+    Ok(cr)
 }
 
 /// The Workflow of `example` is accepted by the real Argo CRD (created for real: no Argo
-/// controller runs, so it stays inert), and each executor step's manifest parameter holds the
-/// HelmRepository + HelmRelease of exactly its own chart.
+/// controller runs, so it stays inert), and each executor step's chart key gives, from the
+/// group's revision, the HelmRepository + HelmRelease of exactly its own chart.
 async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
     let cluster = cluster_or_skip!();
     let mut scope = cluster.scope(&format!("exec-wf-{example_file}"));
@@ -977,7 +991,7 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
         "the stored Workflow differs from the generated one"
     );
 
-    // The executor template runs our binary with the step's manifest and timeout.
+    // The executor template runs our binary on the step's chart of the Workflow's revision.
     let template = stored["spec"]["templates"]
         .as_array()
         .and_then(|ts| {
@@ -996,13 +1010,16 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
             "helmrelease",
             "--action",
             "install",
-            "--manifest",
-            "{{inputs.parameters.manifest}}",
+            "--revision",
+            "{{workflow.namespace}}/{{workflow.name}}",
+            "--chart",
+            "{{inputs.parameters.chart}}",
             "--timeout",
             "{{inputs.parameters.timeout}}"
         ])
     );
 
+    let cr = revision_of(&group, &ns, &scope.name("r1"))?;
     let steps = executor_steps(&stored);
     let mut expected = 0;
     for app in &spec.applications {
@@ -1030,17 +1047,18 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
                 "the step of {} must outlast one Helm action",
                 r.name
             );
-            let text = workflow_parameter(&stored, &step.2)
-                .with_context(|| format!("no Workflow parameter {}", step.2))?;
+            let text = orkestra::revision::step_manifest(&cr, &step.2)
+                .with_context(|| format!("no manifest for chart {}", step.2))?
+                .to_string();
             let docs = orkestra::load::documents(&text).map_err(|e| anyhow!("{e}"))?;
             let hr = docs
                 .iter()
                 .find(|d| d.kind() == "HelmRelease")
-                .with_context(|| format!("no HelmRelease in parameter {}", step.2))?;
+                .with_context(|| format!("no HelmRelease for chart {}", step.2))?;
             let repo = docs
                 .iter()
                 .find(|d| d.kind() == "HelmRepository")
-                .with_context(|| format!("no HelmRepository in parameter {}", step.2))?;
+                .with_context(|| format!("no HelmRepository for chart {}", step.2))?;
             let hr = &hr.value;
             assert_eq!(hr["apiVersion"], "helm.toolkit.fluxcd.io/v2");
             assert_eq!(hr["metadata"]["name"], r.name.as_str(), "step {}", step.2);
@@ -1096,9 +1114,10 @@ async fn five_g_core_workflow_fits_the_argo_crd_schema_and_gives_each_step_its_r
     workflow_calls_the_executor_right("5g-core.yaml").await
 }
 
-/// One step's arguments, substituted as Argo would, run the executor as a process against the
-/// cluster until the (played) Flux reports Ready. Real steps under the real Argo and Flux:
-/// real_release.rs.
+/// One step's arguments, substituted as Argo would (the step's parameters and the Workflow's
+/// name and namespace), run the executor as a process against the cluster, reading its manifest
+/// from the group's revision, until the (played) Flux reports Ready. Real steps under the real
+/// Argo and Flux: real_release.rs.
 #[tokio::test]
 async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() -> Result<()> {
     let cluster = cluster_or_skip!();
@@ -1121,13 +1140,28 @@ async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() ->
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let (workflow, _) = generated_workflow(&group, "unused", "unused", &scope)?;
+    let wf_ns = scope.name("wf");
+    let wf_name = scope.name("r1");
+    let (workflow, _) = generated_workflow(&group, &wf_ns, &wf_name, &scope)?;
     let steps = executor_steps(&workflow);
-    let (_, _, param, timeout) = steps
+    let (_, _, chart, timeout) = steps
         .iter()
         .find(|(t, _, _, _)| *t == orkestra::argo::app_template(&app_name))
         .context("no step for the first application")?;
-    let manifest = workflow_parameter(&workflow, param).context("no manifest parameter")?;
+    let _wf_cleanup = Cleanup {
+        cluster,
+        namespaces: vec![wf_ns.clone()],
+    };
+    cluster
+        .kubectl(["create", "namespace", &wf_ns])
+        .await?
+        .expect_success()?;
+    let cr: k8s_openapi::api::apps::v1::ControllerRevision =
+        serde_json::from_value(revision_of(&group, &wf_ns, &wf_name)?)?;
+    Api::<k8s_openapi::api::apps::v1::ControllerRevision>::namespaced(client.clone(), &wf_ns)
+        .create(&PostParams::default(), &cr)
+        .await
+        .context("creating the group's revision")?;
     let template = workflow["spec"]["templates"]
         .as_array()
         .and_then(|ts| {
@@ -1141,8 +1175,10 @@ async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() ->
         .iter()
         .filter_map(Value::as_str)
         .map(|a| {
-            a.replace("{{inputs.parameters.manifest}}", &manifest)
+            a.replace("{{inputs.parameters.chart}}", chart)
                 .replace("{{inputs.parameters.timeout}}", timeout)
+                .replace("{{workflow.namespace}}", &wf_ns)
+                .replace("{{workflow.name}}", &wf_name)
         })
         .collect();
     ensure!(args[..2] == ["executor", "helmrelease"], "{args:?}");
@@ -1278,8 +1314,25 @@ async fn the_workflow_service_account_can_run_the_executor() -> Result<()> {
     done.expect_code(0)?;
     done.event("deleted")?;
 
-    // Nothing beyond that: no Secrets, no workloads.
+    // It reads its step's manifest from the group's revision in the workflow namespace.
     let sa = "system:serviceaccount:orkestra:orkestra";
+    let out = cluster
+        .kubectl([
+            "auth",
+            "can-i",
+            "get",
+            "controllerrevisions",
+            "-n",
+            "orkestra",
+            "--as",
+            sa,
+        ])
+        .await?;
+    ensure!(
+        out.stdout.trim() == "yes",
+        "{sa} cannot read revisions: {out}"
+    );
+    // Nothing beyond that: no Secrets, no workloads.
     for (verb, resource) in [
         ("get", "secrets"),
         ("create", "deployments"),
