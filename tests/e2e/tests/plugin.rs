@@ -163,6 +163,7 @@ async fn helm_release(
         .find(|a| a.name == app)
         .context("no such application")?;
     let hr = orkestra::flux::helm_release(name, application, None);
+    let version = hr["spec"]["chart"]["spec"]["version"].clone();
     let ns = hr["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -172,7 +173,9 @@ async fn helm_release(
     api.create(&PostParams::default(), &serde_json::from_value(hr)?)
         .await
         .context("creating the HelmRelease")?;
-    let status = json!({"status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message,
+    // As helm-controller writes it: the chart version it attempted, and the Ready condition.
+    let status = json!({"status": {"observedGeneration": 1, "lastAttemptedRevision": version,
+        "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": message,
         "lastTransitionTime": "2026-01-01T10:01:00Z", "observedGeneration": 1}]}});
     api.patch_status(app, &PatchParams::default(), &Patch::Merge(&status))
         .await
