@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use orkestra::api::KIND;
 use orkestra::revision;
 use orkestra::validate::{self, Violation};
