@@ -77,10 +77,12 @@ impl Report {
 ///
 /// On UPDATE the rules ratchet: a violation the stored object already had (the same message)
 /// is a warning, not an error, so a group stored before a rule existed can still be labelled,
-/// finalized and repaired step by step. Only what the update itself breaks is refused.
+/// finalized and repaired step by step. Only what the update itself breaks is refused. The size
+/// limits are the exception: an object beyond them is refused whatever the stored one was.
 pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
     let mut report = validate_one(new);
-    let Some(old) = old else {
+    // The size limits never ratchet: beyond them nothing else was checked.
+    let Some(old) = old.filter(|_| limits::check(new).is_empty()) else {
         return report;
     };
     if let Some(old_spec) = model::parse_spec(old).ok()
@@ -671,6 +673,9 @@ mod tests {
             )]
         );
         assert!(!validate_object(&labelled, None).is_valid());
+        // The size limits are not ratcheted.
+        let long = group(json!([app(&"x".repeat(limits::MAX_NAME_CHARS + 1), &[])]));
+        assert!(!validate_object(&long, Some(&long)).is_valid());
     }
 
     #[test]
