@@ -1115,7 +1115,12 @@ async fn a_custom_executor_runs_its_image_with_the_documented_arguments() -> Res
         .context("--data is not base64 JSON")?;
     let object = group.get(&client).await?;
     let parsed = orkestra::model::parse_spec(&object)?;
-    let budget = orkestra::argo::step_timeout(&parsed.applications[0]);
+    let budget = orkestra::argo::step_timeout(
+        parsed
+            .applications
+            .first()
+            .context("the group has no application")?,
+    );
     ensure!(
         spec["kind"] == "HelmRelease"
             && spec["metadata"]["name"] == "web"
