@@ -896,9 +896,13 @@ async fn a_broken_chart_fails_its_step_fast_and_rollback_restores_the_last_good_
         .flatten()
         .find(|r| r["application"] == "b")
         .context("no row b in -o json")?;
+    // Argo's message ends with the executor's last lines (terminationMessagePolicy
+    // FallbackToLogsOnError), which name Flux's reason.
     let pod_message = b.message.as_deref().unwrap_or_default();
     ensure!(
-        pod_message.contains("exit code 1") && b_row["stepMessage"] == pod_message,
+        pod_message.starts_with("main: Error (exit code 1)")
+            && pod_message.contains(reason)
+            && b_row["stepMessage"] == pod_message,
         "b's step message {} is not Argo's {pod_message:?}",
         b_row["stepMessage"]
     );
