@@ -531,12 +531,24 @@ pub struct Row {
 
 impl Row {
     /// The status to overlay on the graph.
+    /// The message to show: a failed step's own (the executor's verdict, naming Flux's reason
+    /// at the time it failed, while Flux may already be retrying with another message), else
+    /// Flux's while the release is not Ready, else the step's.
+    pub fn message(&self) -> Option<String> {
+        let failed = matches!(self.step.as_deref(), Some("Failed" | "Error"));
+        let release_message = || {
+            self.release
+                .as_ref()
+                .filter(|r| r.ready.as_deref() != Some("True"))
+                .and_then(|r| r.message.clone())
+        };
+        if failed && self.step_message.is_some() {
+            return self.step_message.clone();
+        }
+        release_message().or_else(|| self.step_message.clone())
+    }
+
     pub fn node_status(&self) -> Option<NodeStatus> {
-        let release_message = self
-            .release
-            .as_ref()
-            .filter(|r| r.ready.as_deref() != Some("True"))
-            .and_then(|r| r.message.clone());
         let phase = match (&self.step, &self.release) {
             (Some(step), _) => step.clone(),
             (None, Some(r)) => match r.ready.as_deref() {
@@ -548,7 +560,7 @@ impl Row {
         };
         Some(NodeStatus {
             phase,
-            message: release_message.or_else(|| self.step_message.clone()),
+            message: self.message(),
             duration_seconds: self.duration_seconds,
         })
     }

@@ -267,13 +267,7 @@ fn table(r: &StatusReport, wide: bool) -> String {
             } else if rel.is_some_and(|x| x.stale) {
                 reason.push_str(" (old generation)");
             }
-            let message = row
-                .release
-                .as_ref()
-                .filter(|x| x.ready.as_deref() != Some("True"))
-                .and_then(|x| x.message.clone())
-                .or_else(|| row.step_message.clone())
-                .unwrap_or_default();
+            let message = row.message().unwrap_or_default();
             let mut cells = vec![
                 name,
                 row.wave.to_string(),
