@@ -928,6 +928,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_step_shows_its_own_message_while_flux_retries() {
+        let retrying = ReleaseState {
+            ready: Some("Unknown".into()),
+            reason: Some("Progressing".into()),
+            message: Some("Running 'install' action".into()),
+            ..ReleaseState::default()
+        };
+        let mut row = Row {
+            release: Some(retrying),
+            step: Some("Running".into()),
+            step_message: Some("main: Error (exit code 1): InstallFailed".into()),
+            ..Row::default()
+        };
+        // While the step runs, Flux's word is the news...
+        assert_eq!(row.message().as_deref(), Some("Running 'install' action"));
+        // ...once it failed, its own verdict is, whatever Flux says since.
+        row.step = Some("Failed".into());
+        assert_eq!(
+            row.message().as_deref(),
+            Some("main: Error (exit code 1): InstallFailed")
+        );
+        assert_eq!(row.node_status().and_then(|s| s.message), row.message());
+    }
+
+    #[test]
     fn a_failed_or_waiting_step_shows_its_pods_message() {
         let mut failed = node(
             "shop-r1.api.worker",
