@@ -4,7 +4,7 @@
 #   krew/release.sh package <os> <arch> <version> [dist]   build one archive (on a matching runner)
 #   krew/release.sh manifest <version> [dist] [--only-built] fill krew/orkestra.yaml from dist/*.tar.gz
 #   krew/release.sh all <version> [dist]                    every platform this machine can build, then manifest
-#   krew/release.sh static-check <binary>                    no interpreter, no dynamic section, runs in an empty root
+#   krew/release.sh static-check <binary>                    no interpreter, no shared library, runs in an empty root
 #
 # Archives are dist/kubectl-orkestra-<version>-<os>-<arch>.tar.gz holding `kubectl-orkestra`,
 # `kubectl_complete-orkestra` (kubectl's completion hook) and LICENSE at the top level (krew's
@@ -81,12 +81,13 @@ package() {
   echo "$dist/kubectl-orkestra-$version-$os-$arch.tar.gz"
 }
 
-# A static Linux binary: no ELF interpreter, no dynamic section, and it runs alone in an empty
+# A static Linux binary: no ELF interpreter, no shared library needed (a static-pie, as glibc's
+# crt-static build is, keeps a dynamic section for its own relocations), and it runs alone in an empty
 # root directory (no /lib, no libc), via chroot (as root) or an unprivileged user namespace.
 static_check() {
   local exe=$1
   if readelf -lW "$exe" | grep -q 'INTERP'; then echo "release.sh: $exe asks for an ELF interpreter (not static)" >&2; exit 1; fi
-  if ! readelf -dW "$exe" | grep -q 'There is no dynamic section'; then echo "release.sh: $exe has a dynamic section (not static)" >&2; exit 1; fi
+  if readelf -dW "$exe" | grep -q '(NEEDED)'; then echo "release.sh: $exe needs shared libraries (not static): $(readelf -dW "$exe" | grep '(NEEDED)' | tr -s ' ')" >&2; exit 1; fi
   local root; root=$(mktemp -d)
   cp "$exe" "$root/kubectl-orkestra"
   local out
@@ -95,7 +96,7 @@ static_check() {
   else
     out=$(unshare --user --map-root-user chroot "$root" /kubectl-orkestra --version)
   fi
-  echo "static: $exe has no interpreter or dynamic section; in an empty root ($(find "$root" | wc -l) entries: itself and the directory) it printed: $out"
+  echo "static: $exe has no interpreter and needs no shared library; in an empty root ($(find "$root" | wc -l) entries: itself and the directory) it printed: $out"
   rm -rf "$root"
 }
 
