@@ -93,7 +93,7 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
         .collect();
     let object = json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
         "metadata": {"name": group}, "spec": {"applications": apps, "workflowTemplate": {"namespace": wf_ns}}});
-    let object = orkestra::defaults::default_object(&object)?;
+    let object = orkestra::admission::defaults::default_object(&object)?;
     let created = create(
         client,
         &ar(
@@ -106,8 +106,8 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
         object,
     )
     .await?;
-    let spec = orkestra::model::parse_spec(&created)?;
-    let owner = orkestra::revision::Owner {
+    let spec = orkestra::input::parse::parse_spec(&created)?;
+    let owner = orkestra::emit::revision::Owner {
         name: group.into(),
         uid: created["metadata"]["uid"]
             .as_str()
@@ -115,10 +115,10 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
             .into(),
         generation: Some(1),
     };
-    let r = orkestra::revision::NewRevision {
+    let r = orkestra::emit::revision::NewRevision {
         number: 1,
         namespace: wf_ns,
-        release_type: orkestra::revision::ReleaseType::Forward,
+        release_type: orkestra::emit::revision::ReleaseType::Forward,
         promoted_by: Some("bench"),
         rollback_of: None,
     };
@@ -126,10 +126,10 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
         client,
         &ar("apps", "v1", "ControllerRevision", "controllerrevisions"),
         Some(wf_ns),
-        orkestra::revision::controller_revision(&owner, &created["spec"], &r),
+        orkestra::emit::revision::controller_revision(&owner, &created["spec"], &r),
     )
     .await?;
-    let wf = orkestra::revision::forward_workflow(&owner, &spec, &r, false);
+    let wf = orkestra::emit::revision::forward_workflow(&owner, &spec, &r, false);
     let wfr = ar("argoproj.io", "v1alpha1", "Workflow", "workflows");
     create(client, &wfr, Some(wf_ns), wf).await?;
     let name = format!("{group}-r1");
@@ -140,7 +140,7 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
         } else {
             format!("{name}.{path}")
         };
-        let id = format!("{name}-{}", orkestra::names::short_hash(&full));
+        let id = format!("{name}-{}", orkestra::naming::short_hash(&full));
         nodes.insert(id.clone(), json!({"id": id, "name": full, "displayName": full.rsplit('.').next().unwrap_or_default(),
             "templateName": template, "type": ty, "phase": phase, "startedAt": "2026-01-01T10:00:00Z", "finishedAt": "2026-01-01T10:01:00Z"}));
     };
@@ -164,7 +164,7 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
         "helmreleases",
     );
     for app in &spec.applications {
-        let hr = orkestra::flux::helm_release(group, app, None);
+        let hr = orkestra::emit::flux::helm_release(group, app, None);
         let ns = hr["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()

@@ -143,7 +143,7 @@ pub enum GraphOutput {
     Svg,
 }
 
-impl From<GraphOutput> for orkestra::render::Format {
+impl From<GraphOutput> for orkestra::view::Format {
     fn from(o: GraphOutput) -> Self {
         match o {
             GraphOutput::Levels => Self::Levels,

@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use orkestra::load::{self, Document, LoadError};
+use orkestra::input::load::{self, Document, LoadError};
 
 use crate::cli::FileArgs;
 

@@ -137,7 +137,7 @@ fn show_mutated_prints_what_the_webhook_would_store() {
         None,
     );
     assert_eq!(out.status.code(), Some(0));
-    let docs = orkestra::load::documents(&stdout(&out)).expect("YAML on stdout");
+    let docs = orkestra::input::load::documents(&stdout(&out)).expect("YAML on stdout");
     let spec = &docs[0].value["spec"];
     assert_eq!(spec["applications"][0]["spec"]["release"]["timeout"], "5m");
     assert_eq!(spec["workflowTemplate"]["namespace"], "orkestra");
@@ -159,7 +159,7 @@ fn show_workflow_prints_the_workflow_a_first_promote_creates() {
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let docs = orkestra::load::documents(&stdout(&out)).expect("YAML on stdout");
+    let docs = orkestra::input::load::documents(&stdout(&out)).expect("YAML on stdout");
     assert_eq!(docs.len(), 2);
     let wf = &docs[0].value;
     assert_eq!(wf["kind"], "Workflow");
@@ -168,7 +168,7 @@ fn show_workflow_prints_the_workflow_a_first_promote_creates() {
     assert_eq!(wf["metadata"].get("ownerReferences"), None);
     assert_eq!(wf["spec"]["entrypoint"], "entry");
     // Exactly what the library builds for promote's first revision.
-    let group = orkestra::load::documents(
+    let group = orkestra::input::load::documents(
         &std::fs::read_to_string(format!(
             "{}/../examples/bookinfo.yaml",
             env!("CARGO_MANIFEST_DIR")
@@ -176,12 +176,12 @@ fn show_workflow_prints_the_workflow_a_first_promote_creates() {
         .expect("example"),
     )
     .expect("YAML");
-    let stored = orkestra::validate::check(&group[0].value)
+    let stored = orkestra::admission::validate::check(&group[0].value)
         .mutated
         .expect("defaulted");
     assert_eq!(
         wf,
-        &orkestra::revision::first_workflow(&stored).expect("workflow")
+        &orkestra::emit::revision::first_workflow(&stored).expect("workflow")
     );
     assert_eq!(stderr(&out), "bookinfo: valid\nfree5gc: valid\n");
 }

@@ -14,7 +14,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use orkestra::validate;
+use orkestra::admission::validate;
 use serde_json::{Value, json};
 
 /// A group of `n` applications, each depending on up to 3 earlier ones (3 on average once the
@@ -83,7 +83,7 @@ fn main() {
     for n in sizes {
         let bytes = serde_json::to_vec(&group(n)).unwrap_or_default();
         let value: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let mutated = orkestra::defaults::default_object(&value).unwrap_or_default();
+        let mutated = orkestra::admission::defaults::default_object(&value).unwrap_or_default();
         let report = validate::validate_object(&mutated, None);
         let verdict = report
             .errors
@@ -98,7 +98,7 @@ fn main() {
         );
         let default = median(
             || {
-                black_box(orkestra::defaults::mutation_patch(black_box(&value)).ok());
+                black_box(orkestra::admission::defaults::mutation_patch(black_box(&value)).ok());
             },
             budget,
         );

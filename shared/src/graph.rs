@@ -464,6 +464,15 @@ impl Dag {
     }
 }
 
+/// The dependency DAG of a group's applications.
+pub fn app_dag(spec: &crate::api::ApplicationGroupSpec) -> Dag {
+    Dag::new(
+        spec.applications
+            .iter()
+            .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

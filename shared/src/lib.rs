@@ -3,27 +3,20 @@
 //!
 //! Everything here is pure: no network, no clocks, no files. The webhook and the kubectl plugin
 //! are thin shells around these functions, so they can never disagree.
+//!
+//! Modules import one way, from the bottom up: [`api`] -> [`input`] -> [`naming`], [`labels`],
+//! [`duration`], [`time`], [`graph`] -> [`emit`] -> [`admission`] -> [`live`] -> [`plan`] ->
+//! [`view`].
 
+pub mod admission;
 pub mod api;
-pub mod argo;
-pub mod control;
-pub mod defaults;
 pub mod duration;
-pub mod eta;
-pub mod flux;
-pub mod flux_schema;
+pub mod emit;
 pub mod graph;
-pub mod impact;
-pub mod limits;
+pub mod input;
+pub mod labels;
 pub mod live;
-pub mod load;
-pub mod model;
-pub mod names;
+pub mod naming;
 pub mod plan;
-pub mod policy;
-pub mod release;
-pub mod render;
-pub mod revision;
-pub mod schema;
-pub mod validate;
-pub mod why;
+pub mod time;
+pub mod view;

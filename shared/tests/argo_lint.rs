@@ -12,9 +12,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use orkestra::admission::{defaults, validate};
 use orkestra::api::ApplicationGroupSpec;
-use orkestra::revision::{self, NewRevision, Owner, ReleaseType};
-use orkestra::{defaults, load, model, plan, validate};
+use orkestra::emit::revision;
+use orkestra::emit::revision::{NewRevision, Owner, ReleaseType};
+use orkestra::emit::rollback;
+use orkestra::input::load;
+use orkestra::input::parse;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
@@ -87,7 +91,7 @@ fn stored(file: &str, object: &Value) -> Value {
 /// The rollback Workflow from `object`'s spec back to the same spec without its last
 /// application that nothing depends on (so the rollback removes one application), if any.
 fn rollback_of(object: &Value) -> Option<Value> {
-    let current = model::parse_spec(object).ok()?;
+    let current = parse::parse_spec(object).ok()?;
     let apps = &current.applications;
     let leaf = apps
         .iter()
@@ -109,12 +113,12 @@ fn rollback_of(object: &Value) -> Option<Value> {
     };
     let r = NewRevision {
         number: 2,
-        namespace: defaults::WORKFLOW_NAMESPACE,
+        namespace: orkestra::api::defaults::WORKFLOW_NAMESPACE,
         release_type: ReleaseType::Rollback,
         promoted_by: Some("admin"),
         rollback_of: Some(1),
     };
-    Some(plan::rollback_workflow(&owner, &current, &target, &r))
+    Some(rollback::rollback_workflow(&owner, &current, &target, &r))
 }
 
 /// Every Workflow made from the groups in the repository: forward and rollback.

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
-use orkestra::{argo, defaults, model};
+use orkestra::admission::defaults;
+use orkestra::emit::argo;
+use orkestra::input::parse;
 use serde_json::Value;
 
 /// Replaces every `{{<prefix>.<name>}}` in `s` by `values[name]`.
@@ -29,9 +31,9 @@ fn strings(v: &Value) -> Vec<String> {
 #[test]
 fn the_bookinfo_smoke_test_reads_the_executor_arguments_and_calls_curl() {
     let text = include_str!("../../examples/bookinfo-executors.yaml");
-    let docs = orkestra::load::documents(text).expect("the example parses");
+    let docs = orkestra::input::load::documents(text).expect("the example parses");
     let object = defaults::default_object(&docs[0].value).expect("defaults");
-    let spec = model::parse_spec(&object).expect("spec");
+    let spec = parse::parse_spec(&object).expect("spec");
     let meta = argo::WorkflowMeta {
         name: "bookinfo-with-keptn-r1".into(),
         namespace: "orkestra".into(),

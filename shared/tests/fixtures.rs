@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use orkestra::load;
-use orkestra::validate::{self, Report};
+use orkestra::admission::validate::{self, Report};
+use orkestra::input::load;
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -77,8 +77,8 @@ fn the_checked_in_schema_is_the_modules_crd() {
         .iter()
         .find(|v| v["name"] == "v2")
         .unwrap_or_else(|| panic!("no v2 in {}", path.display()));
-    let checked_in: Value =
-        serde_json::from_str(orkestra::flux_schema::BLOCKS_JSON).unwrap_or_else(|e| panic!("{e}"));
+    let checked_in: Value = serde_json::from_str(orkestra::admission::flux_schema::BLOCKS_JSON)
+        .unwrap_or_else(|e| panic!("{e}"));
     for block in ["install", "upgrade", "rollback", "uninstall"] {
         let mut real = v2
             .pointer(&format!(
@@ -99,7 +99,7 @@ fn the_checked_in_schema_is_the_modules_crd() {
     for f in &found {
         let known = f == &format!("pattern {}", orkestra::duration::PATTERN)
             || f.strip_prefix("rule ")
-                .is_some_and(|r| orkestra::flux_schema::parse_cel_rule(r).is_some());
+                .is_some_and(|r| orkestra::admission::flux_schema::parse_cel_rule(r).is_some());
         assert!(known, "the offline checker does not read {f}");
     }
 }

@@ -1,7 +1,8 @@
 //! Invariants of defaulting and validation over generated groups and arbitrary input.
 
-use orkestra::defaults::{default_object, mutation_patch};
-use orkestra::{load, validate};
+use orkestra::admission::defaults::{default_object, mutation_patch};
+use orkestra::admission::validate;
+use orkestra::input::load;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -122,7 +123,7 @@ proptest! {
     #[test]
     fn a_group_is_refused_for_cycles_iff_its_graph_is_cyclic(obj in group()) {
         let report = validate::check(&obj).report;
-        let spec = orkestra::model::parse_spec(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let spec = orkestra::input::parse::parse_spec(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let dag = orkestra::graph::Dag::new(spec.applications.iter().map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))));
         let cyclic = dag.topological_order().is_none();
         let reported = report.errors.iter().any(|v| v.message.starts_with("dependency cycle"));

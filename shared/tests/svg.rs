@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use orkestra::api::ApplicationGroupSpec;
-use orkestra::render::{Format, GraphView, NodeStatus};
+use orkestra::live::report::NodeStatus;
+use orkestra::view::{Format, GraphView};
 use serde_json::json;
 
 fn spec() -> ApplicationGroupSpec {

@@ -368,12 +368,12 @@ fn in_process(small: &Bytes, large: &Bytes) {
     fn no_rules(
         _: &serde_json::Value,
         _: Option<&serde_json::Value>,
-    ) -> orkestra::validate::Report {
-        orkestra::validate::Report::default()
+    ) -> orkestra::admission::validate::Report {
+        orkestra::admission::validate::Report::default()
     }
     fn no_patch(
         _: &serde_json::Value,
-    ) -> Result<json_patch::Patch, orkestra::defaults::DefaultsError> {
+    ) -> Result<json_patch::Patch, orkestra::admission::defaults::DefaultsError> {
         Ok(json_patch::Patch(vec![]))
     }
     let adm = Admission::new(Enforcement::Deny);
@@ -409,10 +409,12 @@ fn in_process(small: &Bytes, large: &Bytes) {
             std::hint::black_box(bare.review(Endpoint::Validate, body));
             t[2].push(start.elapsed());
             let start = Instant::now();
-            std::hint::black_box(orkestra::validate::validate_object(&object, None));
+            std::hint::black_box(orkestra::admission::validate::validate_object(
+                &object, None,
+            ));
             t[3].push(start.elapsed());
             let start = Instant::now();
-            std::hint::black_box(orkestra::defaults::mutation_patch(&object).ok());
+            std::hint::black_box(orkestra::admission::defaults::mutation_patch(&object).ok());
             t[4].push(start.elapsed());
         }
         let med = |v: &mut Vec<Duration>| {
@@ -581,12 +583,13 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
             fn no_rules(
                 _: &serde_json::Value,
                 _: Option<&serde_json::Value>,
-            ) -> orkestra::validate::Report {
-                orkestra::validate::Report::default()
+            ) -> orkestra::admission::validate::Report {
+                orkestra::admission::validate::Report::default()
             }
             fn no_patch(
                 _: &serde_json::Value,
-            ) -> Result<json_patch::Patch, orkestra::defaults::DefaultsError> {
+            ) -> Result<json_patch::Patch, orkestra::admission::defaults::DefaultsError>
+            {
                 Ok(json_patch::Patch(vec![]))
             }
             let admission = Admission {

@@ -2,7 +2,7 @@
 //!
 //! No I/O, no clocks: the server hands us the request body and writes back what we return, so every
 //! verdict can be tested on JSON fixtures. The rules themselves live in the `orkestra` crate
-//! ([`orkestra::validate::validate_object`], [`orkestra::defaults::mutation_patch`]) and are the
+//! ([`orkestra::admission::validate::validate_object`], [`orkestra::admission::defaults::mutation_patch`]) and are the
 //! same ones `kubectl orkestra validate` runs.
 //!
 //! Contract with the apiserver (kubernetes.io "Dynamic Admission Control"):
@@ -18,9 +18,9 @@ use base64::Engine as _;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::{Status, StatusCause, StatusDetails, StatusSummary};
-use orkestra::defaults::DefaultsError;
-use orkestra::policy::Policy;
-use orkestra::validate::{Report, Violation};
+use orkestra::admission::defaults::DefaultsError;
+use orkestra::admission::policy::Policy;
+use orkestra::admission::validate::{Report, Violation};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -129,8 +129,8 @@ pub struct Rules {
 impl Rules {
     /// The rules of the `orkestra` crate, shared with `kubectl orkestra validate`.
     pub const ORKESTRA: Rules = Rules {
-        validate: orkestra::validate::validate_object,
-        mutate: orkestra::defaults::mutation_patch,
+        validate: orkestra::admission::validate::validate_object,
+        mutate: orkestra::admission::defaults::mutation_patch,
     };
 }
 

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use orkestra::policy::Policy;
+use orkestra::admission::policy::Policy;
 
 use crate::admission::Enforcement;
 use crate::certs;

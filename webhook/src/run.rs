@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use orkestra::policy::Policy;
+use orkestra::admission::policy::Policy;
 use tokio::sync::watch;
 
 use crate::admission::{Admission, Enforcement};

@@ -1,12 +1,12 @@
 //! `kubectl orkestra audit`: every ApplicationGroup in the cluster checked against today's
 //! rules exactly as the webhooks would check it if it were applied again (mutate, then
-//! validate: `orkestra::validate::check`, the same call as `validate -f`). For clusters that
+//! validate: `orkestra::admission::validate::check`, the same call as `validate -f`). For clusters that
 //! held groups before the webhook existed, as Gatekeeper's audit.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestra::validate;
+use orkestra::admission::validate;
 use serde_json::{Value, json};
 
 use super::cluster::{self, APPLICATION_GROUP, Cluster};

@@ -9,14 +9,17 @@ use kube::Client;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
+use orkestra::admission::defaults;
 use orkestra::api::ApplicationGroupSpec;
-use orkestra::live::{Observed, StatusReport};
-use orkestra::{defaults, model, revision};
+use orkestra::live::report::{Observed, StatusReport};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::ClusterOutput;
 use crate::client::KubeArgs;
+use orkestra::emit::revision;
+use orkestra::input::parse;
+use orkestra::labels;
 
 /// A resource type this plugin reads or writes.
 #[derive(Clone, Copy)]
@@ -312,7 +315,7 @@ impl Group {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let spec = model::parse_spec(&object)
+        let spec = parse::parse_spec(&object)
             .with_context(|| format!("reading ApplicationGroup {name:?}"))?;
         Ok(Self { name, object, spec })
     }
@@ -326,7 +329,7 @@ impl Group {
                     .as_ref()
                     .and_then(|w| w.namespace.clone())
             })
-            .unwrap_or_else(|| defaults::WORKFLOW_NAMESPACE.to_string())
+            .unwrap_or_else(|| orkestra::api::defaults::WORKFLOW_NAMESPACE.to_string())
     }
 
     /// The spec with every default filled in (what the webhook would store), for views.
@@ -387,7 +390,7 @@ pub fn now() -> i64 {
 pub struct Observation {
     pub group: Group,
     pub namespace: String,
-    pub revisions: Vec<revision::Revision>,
+    pub revisions: Vec<orkestra::live::revision::Revision>,
     /// The number the next revision gets.
     pub next_revision: i64,
     pub workflows: Vec<Value>,
@@ -401,7 +404,7 @@ pub async fn observe(
     name: &str,
     namespace_flag: Option<&str>,
 ) -> Result<Observation> {
-    let selector = revision::owner_selector(name);
+    let selector = labels::owner_selector(name);
     let (group, helm_releases) = tokio::join!(
         cluster.group(name),
         cluster.list(HELM_RELEASE, None, &selector)
@@ -438,17 +441,18 @@ pub fn assemble(
     let name = name.as_str();
     // Numbers stay unique across an earlier group of the same name whose objects were orphaned;
     // everything else only counts this group's own objects.
-    let next_revision = revision::next_number(&revision::read_all(&revisions));
+    let next_revision =
+        orkestra::live::revision::next_number(&orkestra::live::revision::read_all(&revisions));
     let uid = group.owner().uid;
     let workflows: Vec<Value> = workflows
         .into_iter()
-        .filter(|w| revision::owned_by(w, &uid))
+        .filter(|w| orkestra::live::revision::owned_by(w, &uid))
         .collect();
     let revisions: Vec<Value> = revisions
         .into_iter()
-        .filter(|r| revision::owned_by(r, &uid))
+        .filter(|r| orkestra::live::revision::owned_by(r, &uid))
         .collect();
-    let revisions = revision::read_all(&revisions);
+    let revisions = orkestra::live::revision::read_all(&revisions);
     let spec = group.defaulted_spec();
     let latest = revisions.last().map(|r| (r.number, r.spec == group.spec));
     let conditions: Vec<Value> = group
@@ -462,17 +466,17 @@ pub fn assemble(
         spec: &spec,
         conditions: &conditions,
         revision: latest,
-        workflow: revision::latest_workflow(&workflows),
+        workflow: orkestra::live::revision::latest_workflow(&workflows),
         helm_releases,
         now: now(),
     });
-    let current = revision::latest_workflow(&workflows)
+    let current = orkestra::live::revision::latest_workflow(&workflows)
         .and_then(|w| w.pointer("/metadata/name"))
         .and_then(Value::as_str);
-    report.eta = orkestra::eta::eta(
+    report.eta = orkestra::live::eta::eta(
         &report,
         &spec,
-        &orkestra::eta::expected_durations(&spec, &workflows, current),
+        &orkestra::live::eta::expected_durations(&spec, &workflows, current),
     );
     Observation {
         group,
@@ -543,7 +547,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// Ages like kubectl: `45s`, `3m`, `2h`, `4d`.
 pub fn age(rfc3339: Option<&str>, now: i64) -> String {
-    let Some(t) = rfc3339.and_then(orkestra::live::parse_time) else {
+    let Some(t) = rfc3339.and_then(orkestra::time::parse_time) else {
         return "-".into();
     };
     let d = (now - t).max(0);

@@ -1,17 +1,18 @@
 //! `kubectl orkestra abort GROUP` and `retry GROUP`: Argo's terminate/stop and retry on the
-//! group's latest Workflow, computed by `orkestra::control` and applied here (a merge patch; pod
+//! group's latest Workflow, computed by `orkestra::live::control` and applied here (a merge patch; pod
 //! deletions and a PUT of the Workflow, as Argo's server does for `argo retry`).
 
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
-use orkestra::control::{self, Shutdown};
-use orkestra::revision;
+use orkestra::live::control::{self, Shutdown};
+
 use serde_json::{Value, json};
 
 use super::cluster::{self, Cluster, POD, WORKFLOW};
 use crate::cli::{AbortArgs, RetryArgs};
 use crate::output::write_stdout;
+use orkestra::live::revision;
 
 /// The group's latest Workflow and its namespace.
 async fn latest(cluster: &Cluster, group: &str, ns: Option<&str>) -> Result<(String, Value)> {
@@ -67,7 +68,7 @@ pub fn retry(args: &RetryArgs) -> Result<ExitCode> {
         let (ns, wf) = latest(&cluster, &args.group, args.namespace.as_deref()).await?;
         let mut retried = control::retry(&wf, cluster::now())?;
         if let Some(who) = cluster.whoami().await {
-            retried.workflow["metadata"]["annotations"][control::RETRIED_BY] = json!(who);
+            retried.workflow["metadata"]["annotations"][orkestra::labels::RETRIED_BY] = json!(who);
         }
         for pod in &retried.pods_to_delete {
             cluster.delete_if_exists(POD, Some(&ns), pod).await?;
@@ -87,7 +88,7 @@ pub fn retry(args: &RetryArgs) -> Result<ExitCode> {
                 "s"
             },
             retried.failed_steps.join(", "),
-            retried.workflow["metadata"]["annotations"][control::RETRIES]
+            retried.workflow["metadata"]["annotations"][orkestra::labels::RETRIES]
                 .as_str()
                 .unwrap_or("1"),
         ))?;

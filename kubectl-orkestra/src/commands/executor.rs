@@ -4,7 +4,7 @@
 //! - `install`: make sure the namespaces exist (waiting while one is Terminating), server-side
 //!   apply the HelmRepository and then the HelmRelease with the field manager `orkestra-executor`,
 //!   requesting an immediate reconcile (`reconcile.fluxcd.io/requestedAt`), then read the
-//!   HelmRelease every `--interval` until [`orkestra::release`] judges it released for the applied
+//!   HelmRelease every `--interval` until [`orkestra::live::helm_release`] judges it released for the applied
 //!   generation and chart version, failed for good, or the `--timeout` (the whole step's) is up.
 //! - `delete`: delete the HelmRelease and wait until it is gone; on timeout, say what is left.
 //!
@@ -24,8 +24,8 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::{Client, ResourceExt as _};
-use orkestra::flux::{HELM_RELEASE_API_VERSION, HELM_REPOSITORY_API_VERSION};
-use orkestra::release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
+use orkestra::emit::flux::{HELM_RELEASE_API_VERSION, HELM_REPOSITORY_API_VERSION};
+use orkestra::live::helm_release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
 use serde_json::{Map, Value, json};
 
 use crate::cli::{ExecutorAction, ExecutorCommand, HelmReleaseExecutorArgs};
@@ -202,14 +202,14 @@ async fn fetch_manifest(
         .map_err(|e| api_error(what.clone(), e))?;
     let cr = serde_json::to_value(&cr)
         .map_err(|e| Stop::Error(anyhow!(e).context("reading the ControllerRevision")))?;
-    let manifest = orkestra::revision::step_manifest(&cr, chart)
+    let manifest = orkestra::emit::manifest::step_manifest(&cr, chart)
         .map_err(|e| Stop::Usage(format!("ControllerRevision {revision}: {e}")))?;
     Ok(manifest.to_string())
 }
 
 impl Manifest {
     fn parse(text: &str, default_namespace: &str) -> Result<Self, Stop> {
-        let docs = orkestra::load::documents(text)
+        let docs = orkestra::input::load::documents(text)
             .map_err(|e| Stop::Usage(format!("the manifest is not YAML or JSON: {e}")))?;
         let mut repository = None;
         let mut release = None;
@@ -431,9 +431,9 @@ async fn after_failure(
         Err(e) if transient(&e) => return Ok(false),
         Err(e) => return Err(api_error(what, e)),
     };
-    let state = orkestra::live::release_state(&existing);
+    let state = orkestra::live::helm_release::release_state(&existing);
     Ok(state.stalled
-        || state.phase == orkestra::release::Phase::Failed.as_str()
+        || state.phase == orkestra::live::helm_release::Phase::Failed.as_str()
         || (state.ready.as_deref() == Some("False")
             && matches!(
                 state.reason.as_deref(),
@@ -757,7 +757,7 @@ async fn repository_handled(
         .await
     {
         Ok(Ok(Some(obj))) => serde_json::to_value(obj)
-            .is_ok_and(|v| orkestra::release::repository_handled(&v, requested_at)),
+            .is_ok_and(|v| orkestra::live::helm_release::repository_handled(&v, requested_at)),
         _ => false,
     }
 }
@@ -928,7 +928,7 @@ fn leftover(obj: &DynamicObject) -> String {
         "not marked for deletion yet".to_owned()
     };
     let value = serde_json::to_value(obj).unwrap_or_default();
-    let judgement = orkestra::release::judge(
+    let judgement = orkestra::live::helm_release::judge(
         &Target {
             generation: 0,
             chart_version: None,

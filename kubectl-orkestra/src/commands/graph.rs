@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use orkestra::admission::validate;
 use orkestra::api::KIND;
-use orkestra::render::GraphView;
-use orkestra::{model, validate};
+use orkestra::view::GraphView;
 
 use super::cluster::{self, Cluster};
 use super::watch::Live;
@@ -14,6 +14,7 @@ use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::{FileArgs, GraphArgs};
 use crate::input;
 use crate::output::{write_stderr, write_stdout};
+use orkestra::input::parse;
 
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     match &args.group {
@@ -100,7 +101,7 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
                 continue;
             }
             let object = checked.mutated.as_ref().unwrap_or(&doc.value);
-            let spec = model::parse_spec(object)?;
+            let spec = parse::parse_spec(object)?;
             let view = GraphView::build(doc.name(), &spec, &|_, _| None)?;
             if !first && args.output == crate::cli::GraphOutput::Svg {
                 anyhow::bail!(

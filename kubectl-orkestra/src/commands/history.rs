@@ -4,18 +4,20 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestra::revision;
 
 use super::cluster::{self, CONTROLLER_REVISION, Cluster, WORKFLOW};
 use crate::cli::{ClusterOutput, HistoryArgs};
 use crate::output::write_stdout;
+use orkestra::labels;
+use orkestra::live::revision;
+use orkestra::view::history;
 
 pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
     super::block_on(async {
         let cluster = Cluster::connect(&args.kube).await?;
         let group = cluster.group(&args.group).await?;
         let ns = group.workflow_namespace(args.namespace.as_deref());
-        let selector = revision::owner_selector(&group.name);
+        let selector = labels::owner_selector(&group.name);
         let (revisions, workflows) = tokio::join!(
             cluster.list(CONTROLLER_REVISION, Some(&ns), &selector),
             cluster.list(WORKFLOW, Some(&ns), &selector)
@@ -29,11 +31,11 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
             .into_iter()
             .filter(|w| revision::owned_by(w, &uid))
             .collect();
-        let mut rows = revision::history(
+        let mut rows = history::history(
             &revision::read_all(&revisions),
             &revision::workflow_phases(&workflows),
         );
-        revision::mark_controls(&mut rows, &workflows);
+        history::mark_controls(&mut rows, &workflows);
         if cluster::write_structured(&rows, args.output)? {
             return Ok(ExitCode::SUCCESS);
         }

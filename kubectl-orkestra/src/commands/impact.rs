@@ -1,19 +1,20 @@
 //! `kubectl orkestra impact APP (GROUP | -f FILE) [--to VERSION]`: the applications that depend
 //! on APP, in release order, and what a promote of a new version would release (see
-//! `orkestra::impact`).
+//! `orkestra::plan::impact`).
 
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use orkestra::admission::validate;
 use orkestra::api::KIND;
-use orkestra::impact::{self, Impact};
-use orkestra::{model, validate};
+use orkestra::plan::impact::{self, Impact};
 
 use super::cluster::{self, Cluster};
 use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::{FileArgs, ImpactArgs};
 use crate::input;
 use crate::output::{write_stderr, write_stdout};
+use orkestra::input::parse;
 
 pub fn run(args: &ImpactArgs) -> Result<ExitCode> {
     match &args.group {
@@ -74,7 +75,7 @@ fn files(args: &ImpactArgs) -> Result<ExitCode> {
                 continue;
             }
             let object = checked.mutated.as_ref().unwrap_or(&doc.value);
-            let spec = model::parse_spec(object)?;
+            let spec = parse::parse_spec(object)?;
             groups.push(doc.name().to_string());
             if spec.applications.iter().any(|a| a.name == args.application) {
                 impacts.push(impact::impact(

@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retry(args) => control::retry(&args),
         Command::Executor(command) => Ok(executor::run(&command)),
         Command::Crd => {
-            crate::output::write_stdout(&orkestra::api::crd_yaml())?;
+            crate::output::write_stdout(&orkestra::api::crd::crd_yaml())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Completion { shell } => {

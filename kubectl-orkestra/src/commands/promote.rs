@@ -5,15 +5,20 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use orkestra::live::{self, Step};
-use orkestra::revision::{self, NewRevision, ReleaseType};
-use orkestra::{argo, plan};
+use orkestra::emit::argo;
+use orkestra::emit::revision::{NewRevision, ReleaseType};
+use orkestra::live::workflow::Step;
 use serde_json::{Value, json};
 
 use super::cluster::{self, CONTROLLER_REVISION, Cluster, WORKFLOW};
 use super::status;
 use crate::cli::{ClusterOutput, PromoteArgs};
 use crate::output::{write_stderr, write_stdout};
+use orkestra::live::revision;
+use orkestra::live::workflow;
+use orkestra::naming;
+use orkestra::plan;
+use orkestra::time;
 
 pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
     super::block_on(async {
@@ -27,7 +32,7 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
         let base = revision::last_succeeded(&obs.revisions, &phases, None);
 
         if args.dry_run {
-            let p = plan::promote(&group.defaulted_spec(), base.map(|r| (r.number, &r.spec)));
+            let p = plan::promote::plan(&group.defaulted_spec(), base.map(|r| (r.number, &r.spec)));
             if !cluster::write_structured(&p, args.output)? {
                 let mut text = p.render(&group.name);
                 match (unchanged, obs.report.workflow.as_ref()) {
@@ -42,7 +47,7 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                     (None, _) => text.push_str(&format!(
                         "\nWould record revision {} and create Workflow {ns}/{}.\n",
                         obs.next_revision,
-                        revision::name(&group.name, obs.next_revision)
+                        naming::revision_name(&group.name, obs.next_revision)
                     )),
                 }
                 text.push_str("(dry run: nothing was changed)\n");
@@ -84,7 +89,12 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                 None => {
                     // The Workflow of the latest revision was deleted: run that revision again.
                     let r = new_revision(rev.number, ns, ReleaseType::Forward, None, None);
-                    let wf = revision::forward_workflow(&group.owner(), &rev.spec, &r, args.full);
+                    let wf = orkestra::emit::revision::forward_workflow(
+                        &group.owner(),
+                        &rev.spec,
+                        &r,
+                        args.full,
+                    );
                     cluster.create(WORKFLOW, Some(ns), &wf).await?;
                     write_stderr(&format!(
                         "ApplicationGroup {}: the Workflow of revision {} was gone; created {ns}/{} again\n",
@@ -111,7 +121,7 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
                 .iter()
                 .filter(|w| !matches!(phase_of(w).as_str(), "Succeeded" | "Failed" | "Error"))
             {
-                if live::nodes(w).iter().any(|n| n.is_active_suspend()) {
+                if workflow::nodes(w).iter().any(|n| n.is_active_suspend()) {
                     // Paused at a gate of a superseded spec: nobody will pass that gate now (promote
                     // continues the latest revision only), so stop it as `argo terminate` does.
                     cluster
@@ -138,13 +148,21 @@ pub fn run(args: &PromoteArgs) -> Result<ExitCode> {
             let number = obs.next_revision;
             let r = new_revision(number, ns, ReleaseType::Forward, who.as_deref(), None);
             let owner = group.owner();
-            let cr = revision::controller_revision(&owner, &group.object["spec"], &r);
-            let wf = revision::forward_workflow(&owner, &group.spec, &r, args.full);
-            record(&cluster, ns, &revision::name(&group.name, number), &cr, &wf).await?;
+            let cr =
+                orkestra::emit::revision::controller_revision(&owner, &group.object["spec"], &r);
+            let wf = orkestra::emit::revision::forward_workflow(&owner, &group.spec, &r, args.full);
+            record(
+                &cluster,
+                ns,
+                &naming::revision_name(&group.name, number),
+                &cr,
+                &wf,
+            )
+            .await?;
             write_stderr(&format!(
                 "ApplicationGroup {}: revision {number} recorded; workflow {ns}/{} created\n",
                 group.name,
-                revision::name(&group.name, number)
+                naming::revision_name(&group.name, number)
             ));
         }
         if args.waiting.wait {
@@ -219,15 +237,15 @@ pub async fn record(
 
 pub async fn resume(cluster: &Cluster, ns: &str, wf: &Value, full: bool) -> Result<Vec<String>> {
     let name = name_of(wf);
-    if live::nodes_unavailable(wf) && phase_of(wf) == "Running" {
+    if workflow::nodes_unavailable(wf) && phase_of(wf) == "Running" {
         anyhow::bail!(
             "workflow {ns}/{name}: Argo compressed or offloaded its node statuses, so its gates cannot be passed from here; use `argo resume -n {ns} {name}`"
         );
     }
     let mut nodes = serde_json::Map::new();
     let mut passed = Vec::new();
-    let now = live::format_time(cluster::now());
-    for node in live::nodes(wf).iter().filter(|n| n.is_active_suspend()) {
+    let now = time::format_time(cluster::now());
+    for node in workflow::nodes(wf).iter().filter(|n| n.is_active_suspend()) {
         let mut message = "Resumed by: kubectl orkestra promote".to_string();
         if let Some(m) = &node.message {
             message = format!("{m}; {message}");
@@ -236,7 +254,7 @@ pub async fn resume(cluster: &Cluster, ns: &str, wf: &Value, full: bool) -> Resu
             node.id.clone(),
             json!({ "phase": "Succeeded", "message": message, "finishedAt": now }),
         );
-        if let Step::Gate(app) = live::classify(&name, node) {
+        if let Step::Gate(app) = workflow::classify(&name, node) {
             passed.push(app);
         }
     }
@@ -254,7 +272,7 @@ pub async fn resume(cluster: &Cluster, ns: &str, wf: &Value, full: bool) -> Resu
             .cloned()
             .unwrap_or_else(|| json!([]));
         let mut copy = json!({ "spec": { "arguments": { "parameters": params.take() } } });
-        revision::set_gates(&mut copy, "off");
+        orkestra::emit::revision::set_gates(&mut copy, "off");
         if copy
             .pointer("/spec/arguments/parameters")
             .and_then(Value::as_array)

@@ -7,14 +7,18 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow};
-use orkestra::plan;
-use orkestra::revision::{self, NewRevision, ReleaseType};
+
+use orkestra::emit::revision::{NewRevision, ReleaseType};
 use serde_json::json;
 
 use super::cluster::{self, APPLICATION_GROUP, Cluster};
 use super::status;
 use crate::cli::{ClusterOutput, RollbackArgs};
 use crate::output::{write_stderr, write_stdout};
+use orkestra::emit::rollback;
+use orkestra::live::revision;
+use orkestra::naming;
+use orkestra::plan;
 
 pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
     super::block_on(async {
@@ -63,7 +67,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
                 group.name
             ));
         }
-        let p = plan::rollback(&group.spec, target.number, &target.spec);
+        let p = plan::rollback::plan(&group.spec, target.number, &target.spec);
         if args.dry_run {
             if !cluster::write_structured(&p, args.output)? {
                 let mut text = p.render(&group.name);
@@ -71,7 +75,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
                 text.push_str(&format!(
                     "\nWould set the group's spec to revision {}, record it as revision {n} and create Workflow {ns}/{}.\n(dry run: nothing was changed)\n",
                     target.number,
-                    revision::name(&group.name, n)
+                    naming::revision_name(&group.name, n)
                 ));
                 write_stdout(&text)?;
             }
@@ -107,15 +111,21 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
         owner.generation = updated
             .pointer("/metadata/generation")
             .and_then(|g| g.as_i64());
-        let cr = revision::controller_revision(&owner, &target.raw_spec, &r);
-        let wf = plan::rollback_workflow(&owner, &group.spec, &target.spec, &r);
-        super::promote::record(&cluster, ns, &revision::name(&group.name, number), &cr, &wf)
-            .await?;
+        let cr = orkestra::emit::revision::controller_revision(&owner, &target.raw_spec, &r);
+        let wf = rollback::rollback_workflow(&owner, &group.spec, &target.spec, &r);
+        super::promote::record(
+            &cluster,
+            ns,
+            &naming::revision_name(&group.name, number),
+            &cr,
+            &wf,
+        )
+        .await?;
         write_stderr(&format!(
             "ApplicationGroup {}: spec set back to revision {}; recorded as revision {number}; rollback workflow {ns}/{} created{}\n",
             group.name,
             target.number,
-            revision::name(&group.name, number),
+            naming::revision_name(&group.name, number),
             if p.remove.is_empty() {
                 String::new()
             } else {
@@ -133,7 +143,7 @@ pub fn run(args: &RollbackArgs) -> Result<ExitCode> {
             .await;
         }
         if matches!(args.output, ClusterOutput::Json | ClusterOutput::Yaml) {
-            let summary = json!({ "group": group.name, "revision": number, "rollbackOf": target.number, "workflow": revision::name(&group.name, number), "plan": p });
+            let summary = json!({ "group": group.name, "revision": number, "rollbackOf": target.number, "workflow": naming::revision_name(&group.name, number), "plan": p });
             cluster::write_structured(&summary, args.output)?;
         }
         Ok(ExitCode::SUCCESS)

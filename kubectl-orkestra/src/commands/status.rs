@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use orkestra::live::{StatusReport, Verdict};
-use orkestra::render::GraphView;
+use orkestra::live::report::{StatusReport, Verdict};
+use orkestra::view::GraphView;
 
 use super::cluster::{self, Cluster, EXIT_FAILED, EXIT_TIMEOUT, Observation};
 use super::watch::Live;
@@ -89,7 +89,7 @@ pub async fn wait(
             view.eta = report.eta.clone();
             let text = format!(
                 "{}\n[{:>4}s] {line}\n",
-                view.render(orkestra::render::Format::Levels, true),
+                view.render(orkestra::view::Format::Levels, true),
                 start.elapsed().as_secs()
             );
             if text != last {

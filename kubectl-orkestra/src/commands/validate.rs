@@ -5,14 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use orkestra::api::KIND;
-use orkestra::revision;
-use orkestra::validate::{self, Violation};
+
+use orkestra::admission::validate::{self, Violation};
 use serde_json::{Value, json};
 
 use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::{ValidateArgs, ValidateOutput};
 use crate::input;
 use crate::output::{write_stderr, write_stdout};
+use orkestra::emit::revision;
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     let sources = input::read(&args.input)?;

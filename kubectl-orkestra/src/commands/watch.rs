@@ -151,7 +151,7 @@ impl Live {
     ) -> Result<Self> {
         let first = cluster.group(name).await?;
         let namespace = first.workflow_namespace(namespace_flag);
-        let selector = orkestra::revision::owner_selector(name);
+        let selector = orkestra::labels::owner_selector(name);
         let changed = Arc::new(Notify::new());
         let by_owner = || watcher::Config::default().labels(&selector);
         let live = Self {

@@ -1,5 +1,5 @@
 //! `kubectl orkestra why APP GROUP`: why an application has not been released yet, from one
-//! observation of the group (see `orkestra::why`).
+//! observation of the group (see `orkestra::view::why`).
 
 use std::process::ExitCode;
 
@@ -13,7 +13,8 @@ pub fn run(args: &WhyArgs) -> Result<ExitCode> {
     super::block_on(async {
         let cluster = Cluster::connect(&args.kube).await?;
         let obs = cluster::observe(&cluster, &args.group, args.namespace.as_deref()).await?;
-        let why = orkestra::why::why(&obs.report, &obs.group.defaulted_spec(), &args.application)?;
+        let why =
+            orkestra::view::why::why(&obs.report, &obs.group.defaulted_spec(), &args.application)?;
         if !cluster::write_structured(&why, args.output)? {
             write_stdout(&why.render())?;
         }

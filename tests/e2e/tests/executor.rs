@@ -879,7 +879,7 @@ fn example(name: &str) -> Result<Value> {
     serde_saphyr::from_str(&text).with_context(|| format!("parsing {path}"))
 }
 
-/// The Workflow `orkestra::argo::workflow` builds for a group, as the mutating webhook would
+/// The Workflow `orkestra::emit::argo::workflow` builds for a group, as the mutating webhook would
 /// have stored the group.
 fn generated_workflow(
     group: &Value,
@@ -887,15 +887,18 @@ fn generated_workflow(
     name: &str,
     scope: &TestScope,
 ) -> Result<(Value, orkestra::api::ApplicationGroupSpec)> {
-    let defaulted = orkestra::defaults::default_object(group)?;
-    let spec = orkestra::model::parse_spec(&defaulted)?;
+    let defaulted = orkestra::admission::defaults::default_object(group)?;
+    let spec = orkestra::input::parse::parse_spec(&defaulted)?;
     let group_name = group["metadata"]["name"].as_str().unwrap_or_default();
-    let meta = orkestra::argo::WorkflowMeta {
+    let meta = orkestra::emit::argo::WorkflowMeta {
         name: name.to_owned(),
         namespace: namespace.to_owned(),
         labels: scope.labels().into_iter().collect(),
     };
-    Ok((orkestra::argo::workflow(group_name, &spec, &meta), spec))
+    Ok((
+        orkestra::emit::argo::workflow(group_name, &spec, &meta),
+        spec,
+    ))
 }
 
 /// Every `executor-helmrelease` step: (application template, task name, chart key, timeout
@@ -910,7 +913,7 @@ fn executor_steps(workflow: &Value) -> Vec<(String, String, String, String)> {
         let tasks = t["dag"]["tasks"].as_array().cloned().unwrap_or_default();
         for task in tasks
             .iter()
-            .filter(|task| task["template"] == orkestra::argo::HELMRELEASE_TEMPLATE)
+            .filter(|task| task["template"] == orkestra::emit::argo::HELMRELEASE_TEMPLATE)
         {
             let arg = |name: &str| {
                 task["arguments"]["parameters"]
@@ -935,9 +938,9 @@ fn executor_steps(workflow: &Value) -> Vec<(String, String, String, String)> {
 /// The group's revision the Workflow's steps read their manifests from: a ControllerRevision
 /// named like the Workflow, holding the stored spec, owned by the group.
 fn revision_of(group: &Value, namespace: &str, name: &str) -> Result<Value> {
-    let defaulted = orkestra::defaults::default_object(group)?;
-    let mut cr = orkestra::revision::controller_revision(
-        &orkestra::revision::Owner {
+    let defaulted = orkestra::admission::defaults::default_object(group)?;
+    let mut cr = orkestra::emit::revision::controller_revision(
+        &orkestra::emit::revision::Owner {
             name: group["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -946,10 +949,10 @@ fn revision_of(group: &Value, namespace: &str, name: &str) -> Result<Value> {
             generation: Some(1),
         },
         &defaulted["spec"],
-        &orkestra::revision::NewRevision {
+        &orkestra::emit::revision::NewRevision {
             number: 1,
             namespace,
-            release_type: orkestra::revision::ReleaseType::Forward,
+            release_type: orkestra::emit::revision::ReleaseType::Forward,
             promoted_by: None,
             rollback_of: None,
         },
@@ -996,7 +999,7 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
         .as_array()
         .and_then(|ts| {
             ts.iter()
-                .find(|t| t["name"] == orkestra::argo::HELMRELEASE_TEMPLATE)
+                .find(|t| t["name"] == orkestra::emit::argo::HELMRELEASE_TEMPLATE)
         })
         .context("no executor-helmrelease template")?;
     assert_eq!(
@@ -1023,12 +1026,12 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
     let steps = executor_steps(&stored);
     let mut expected = 0;
     for app in &spec.applications {
-        let app_template = orkestra::argo::app_template(&app.name);
+        let app_template = orkestra::emit::argo::app_template(&app.name);
         let chart = app.spec.chart.clone().unwrap_or_default();
         let release = app.spec.release.clone().unwrap_or_default();
-        for r in orkestra::model::releases_of(app) {
+        for r in orkestra::naming::releases_of(app) {
             expected += 1;
-            let task = orkestra::argo::app_key(r.subchart.as_deref().unwrap_or(&app.name));
+            let task = orkestra::emit::argo::app_key(r.subchart.as_deref().unwrap_or(&app.name));
             let step = steps
                 .iter()
                 .find(|(t, name, _, _)| *t == app_template && *name == task)
@@ -1036,7 +1039,7 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
             // The step allows every retry Flux makes after a failed action.
             assert_eq!(
                 step.3,
-                orkestra::argo::step_timeout(app),
+                orkestra::emit::argo::step_timeout(app),
                 "timeout of {}",
                 r.name
             );
@@ -1047,10 +1050,10 @@ async fn workflow_calls_the_executor_right(example_file: &str) -> Result<()> {
                 "the step of {} must outlast one Helm action",
                 r.name
             );
-            let text = orkestra::revision::step_manifest(&cr, &step.2)
+            let text = orkestra::emit::manifest::step_manifest(&cr, &step.2)
                 .with_context(|| format!("no manifest for chart {}", step.2))?
                 .to_string();
-            let docs = orkestra::load::documents(&text).map_err(|e| anyhow!("{e}"))?;
+            let docs = orkestra::input::load::documents(&text).map_err(|e| anyhow!("{e}"))?;
             let hr = docs
                 .iter()
                 .find(|d| d.kind() == "HelmRelease")
@@ -1146,7 +1149,7 @@ async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() ->
     let steps = executor_steps(&workflow);
     let (_, _, chart, timeout) = steps
         .iter()
-        .find(|(t, _, _, _)| *t == orkestra::argo::app_template(&app_name))
+        .find(|(t, _, _, _)| *t == orkestra::emit::argo::app_template(&app_name))
         .context("no step for the first application")?;
     let _wf_cleanup = Cleanup {
         cluster,
@@ -1166,7 +1169,7 @@ async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() ->
         .as_array()
         .and_then(|ts| {
             ts.iter()
-                .find(|t| t["name"] == orkestra::argo::HELMRELEASE_TEMPLATE)
+                .find(|t| t["name"] == orkestra::emit::argo::HELMRELEASE_TEMPLATE)
         })
         .context("no executor template")?;
     let args: Vec<String> = template["container"]["args"]
@@ -1188,7 +1191,7 @@ async fn a_generated_steps_arguments_run_the_executor_against_a_played_flux() ->
     run.wait_for("namespace-created", |l| l["namespace"] == ns.as_str())
         .await?;
     run.wait_state("Pending").await?;
-    let release = orkestra::model::release_name(&app_name);
+    let release = orkestra::naming::release_name(&app_name);
     write_status(
         &helmreleases(&client, &ns),
         &release,

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail, ensure};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use orkestra::{flux, load, model, validate};
+use orkestra::admission::validate;
+use orkestra::emit::flux;
+use orkestra::input::load;
+use orkestra::input::parse;
 use orkestra_e2e::{helmrelease_resource, helmrepository_resource};
 use serde_json::{Value, json};
 
@@ -89,7 +92,7 @@ async fn every_emitted_flux_object_passes_the_real_crds_strictly() -> Result<()>
     let ns = scope.namespace(&client, "apps").await?;
     let mut checked = 0;
     for (name, object) in groups()? {
-        let spec = model::parse_spec(&object).with_context(|| name.clone())?;
+        let spec = parse::parse_spec(&object).with_context(|| name.clone())?;
         for app in &spec.applications {
             let mut steps = vec![flux::release_manifest(&name, app, None)];
             steps.extend(
@@ -118,7 +121,7 @@ async fn strict_validation_refuses_what_flux_would() -> Result<()> {
     let client = cluster.client().await?;
     let ns = scope.namespace(&client, "apps").await?;
     let (name, object) = groups()?.into_iter().next().context("no group")?;
-    let spec = model::parse_spec(&object)?;
+    let spec = parse::parse_spec(&object)?;
     let app = spec.applications.first().context("no application")?;
     let items = items_in(&flux::release_manifest(&name, app, None), &ns)?;
     let release = items

@@ -3,7 +3,7 @@
 //! write Workflow node statuses and HelmRelease conditions through the API as those controllers
 //! would, then read them back through the plugin.
 //!
-//! Groups are created already defaulted (`orkestra::defaults::default_object`, exactly what the
+//! Groups are created already defaulted (`orkestra::admission::defaults::default_object`, exactly what the
 //! mutating webhook stores), with their Workflows in a namespace of the test.
 
 use std::time::Duration;
@@ -57,7 +57,7 @@ async fn create_group(
         "spec": {"applications": apps, "workflowTemplate": {"namespace": ns}},
     });
     scope.label(&mut object)?;
-    let object = orkestra::defaults::default_object(&object)?;
+    let object = orkestra::admission::defaults::default_object(&object)?;
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
     let object: DynamicObject = serde_json::from_value(object)?;
     // Right after another test re-installs the CRD, the resource can take a moment to be served.
@@ -78,7 +78,7 @@ async fn update_group(client: &Client, name: &str, apps: Vec<Value>) -> Result<(
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &applicationgroup_resource());
     let mut object = serde_json::to_value(api.get(name).await?)?;
     object["spec"]["applications"] = json!(apps);
-    let object = orkestra::defaults::default_object(&object)?;
+    let object = orkestra::admission::defaults::default_object(&object)?;
     api.replace(
         name,
         &PostParams::default(),
@@ -132,7 +132,7 @@ fn node(wf: &str, path: &str, template: &str, ty: &str, phase: &str) -> (String,
         format!("{wf}.{path}")
     };
     let display = name.rsplit('.').next().unwrap_or_default().to_string();
-    let id = format!("{wf}-{}", orkestra::names::short_hash(&name));
+    let id = format!("{wf}-{}", orkestra::naming::short_hash(&name));
     let mut n = json!({"id": id, "name": name, "displayName": display, "templateName": template, "type": ty, "phase": phase,
         "startedAt": "2026-01-01T10:00:00Z"});
     if !matches!(phase, "Running" | "Pending") {
@@ -155,14 +155,14 @@ async fn helm_release(
     reason: &str,
     message: &str,
 ) -> Result<()> {
-    let spec = orkestra::model::parse_spec(group)?;
+    let spec = orkestra::input::parse::parse_spec(group)?;
     let name = group["metadata"]["name"].as_str().unwrap_or_default();
     let application = spec
         .applications
         .iter()
         .find(|a| a.name == app)
         .context("no such application")?;
-    let hr = orkestra::flux::helm_release(name, application, None);
+    let hr = orkestra::emit::flux::helm_release(name, application, None);
     let version = hr["spec"]["chart"]["spec"]["version"].clone();
     let ns = hr["metadata"]["namespace"]
         .as_str()
@@ -1306,7 +1306,7 @@ async fn abort_terminates_and_retry_resets_the_failed_step_as_argo_does() -> Res
         } else {
             format!("{wf}.{path}")
         };
-        format!("{wf}-{}", orkestra::names::short_hash(&full))
+        format!("{wf}-{}", orkestra::naming::short_hash(&full))
     };
     let tree = |api_phase: &str, pod_phase: &str, root_phase: &str| {
         let root = ids("");

@@ -3,7 +3,7 @@
 //! Helm repository. Nothing here writes a HelmRelease's status: Flux does.
 //!
 //! The executor runs as a process on the host with the test kubeconfig, the manifest built by the
-//! library exactly as a Workflow step gets it (`orkestra::flux::release_manifest`).
+//! library exactly as a Workflow step gets it (`orkestra::emit::flux::release_manifest`).
 
 use std::time::{Duration, Instant};
 
@@ -58,9 +58,13 @@ fn manifest(
     let group = json!({"spec": {"applications": [{"name": app, "spec": {
         "chart": {"url": repo, "name": chart, "version": version},
         "release": {"targetNamespace": ns, "timeout": "2m", "values": values}}}]}});
-    let spec = orkestra::model::parse_spec(&group)?;
+    let spec = orkestra::input::parse::parse_spec(&group)?;
     let app = spec.applications.first().context("no application")?;
-    Ok(orkestra::flux::release_manifest("real-executor", app, None))
+    Ok(orkestra::emit::flux::release_manifest(
+        "real-executor",
+        app,
+        None,
+    ))
 }
 
 /// Runs the executor to its end (bounded by `limit`).
@@ -224,7 +228,7 @@ async fn an_upgrade_succeeds_and_delete_removes_the_release_and_its_repository()
         released.to_string().contains("1.1.0"),
         "released is not 1.1.0: {released}"
     );
-    let repo = orkestra::flux::repository_name(cluster.chart_repo());
+    let repo = orkestra::naming::repository_name(cluster.chart_repo());
     ensure!(exists(cluster, &helmrepository_resource(), &ns, &repo).await?);
     run(cluster, "delete", &second, "3m", limit)
         .await?

@@ -20,7 +20,9 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
-use orkestra::live;
+
+use orkestra::live::workflow;
+use orkestra::time;
 use orkestra_e2e::{
     CommandOutput, TestCluster, TestScope, applicationgroup_resource, helmrelease_resource,
     workflow_resource, workspace_bin,
@@ -30,7 +32,7 @@ use serde_json::{Value, json};
 /// Where the harness installs the executor's service account and runs the Workflows.
 const WORKFLOW_NAMESPACE: &str = "orkestra";
 /// Label Flux objects carry: the group that owns them.
-const OWNER: &str = orkestra::flux::labels::OWNER;
+const OWNER: &str = orkestra::labels::OWNER;
 /// The test charts (tests/charts/).
 const PROBE: &str = "probe";
 const BROKEN: &str = "broken";
@@ -161,7 +163,7 @@ fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
 }
 
 fn time(v: &Value, pointer: &str) -> Option<i64> {
-    live::parse_time(text(v, pointer))
+    time::parse_time(text(v, pointer))
 }
 
 /// Every HelmRelease of the group, by name.
@@ -199,7 +201,7 @@ fn ready_at(hr: &Value) -> Option<i64> {
         .into_iter()
         .filter_map(|kind| condition(hr, kind))
         .filter(|c| c["status"] == "True")
-        .filter_map(|c| live::parse_time(c["lastTransitionTime"].as_str()?))
+        .filter_map(|c| time::parse_time(c["lastTransitionTime"].as_str()?))
         .min()
 }
 
@@ -262,12 +264,12 @@ async fn workflow(client: &Client, name: &str) -> Result<Value> {
 }
 
 /// The Argo nodes of a Workflow by what they released.
-fn steps(wf: &Value) -> BTreeMap<live::Step, live::ArgoNode> {
+fn steps(wf: &Value) -> BTreeMap<workflow::Step, workflow::ArgoNode> {
     let name = text(wf, "/metadata/name").to_string();
-    live::nodes(wf)
+    workflow::nodes(wf)
         .into_iter()
-        .map(|n| (live::classify(&name, &n), n))
-        .filter(|(s, _)| !matches!(s, live::Step::Other))
+        .map(|n| (workflow::classify(&name, &n), n))
+        .filter(|(s, _)| !matches!(s, workflow::Step::Other))
         .collect()
 }
 
@@ -331,7 +333,7 @@ async fn check_released_in_order(
     first: bool,
 ) -> Result<()> {
     let object = group.get(client).await?;
-    let spec = orkestra::model::parse_spec(&object)?;
+    let spec = orkestra::input::parse::parse_spec(&object)?;
     // Each step asks the namespace's HelmRepository to fetch its index again, so releases already
     // Ready reconcile once more ("Fulfilling prerequisites", Ready=Unknown for a moment): wait
     // for that to pass rather than read a passing state.
@@ -353,7 +355,7 @@ async fn check_released_in_order(
     let nodes = steps(&wf);
     let mut expected = BTreeSet::new();
     for a in &spec.applications {
-        for rel in orkestra::model::releases_of(a) {
+        for rel in orkestra::naming::releases_of(a) {
             expected.insert(rel.name.clone());
             let hr = hrs
                 .get(&rel.name)
@@ -390,15 +392,16 @@ async fn check_released_in_order(
             .find(|a| a.name == app)
             .context("no such application")?;
         let name = match sub {
-            None => orkestra::model::release_name(&a.name),
-            Some(s) => orkestra::model::subchart_release_name(&a.name, s),
+            None => orkestra::naming::release_name(&a.name),
+            Some(s) => orkestra::naming::subchart_release_name(&a.name, s),
         };
         hrs.get(&name)
             .with_context(|| format!("no HelmRelease {name}"))
     };
-    let node_of = |app: &str, sub: Option<&str>| -> Result<&live::ArgoNode> {
-        let key = orkestra::argo::app_key(app);
-        let step = live::Step::Chart(key.clone(), sub.map_or(key, orkestra::argo::app_key));
+    let node_of = |app: &str, sub: Option<&str>| -> Result<&workflow::ArgoNode> {
+        let key = orkestra::emit::argo::app_key(app);
+        let step =
+            workflow::Step::Chart(key.clone(), sub.map_or(key, orkestra::emit::argo::app_key));
         nodes
             .get(&step)
             .with_context(|| format!("no Argo node for {app}/{sub:?}"))
@@ -579,22 +582,22 @@ async fn bookinfo_is_released_in_dag_order_and_status_watch_ends_on_argo_and_flu
         (
             "ambassador".to_string(),
             "ambassador".to_string(),
-            live::Step::Application("ambassador".into()),
+            workflow::Step::Application("ambassador".into()),
         ),
         (
             "bookinfo".to_string(),
             "bookinfo".to_string(),
-            live::Step::Application("bookinfo".into()),
+            workflow::Step::Application("bookinfo".into()),
         ),
         (
             format!("bookinfo/{}", SUBCHARTS[0]),
-            orkestra::model::subchart_release_name("bookinfo", SUBCHARTS[0]),
-            live::Step::Chart("bookinfo".into(), SUBCHARTS[0].into()),
+            orkestra::naming::subchart_release_name("bookinfo", SUBCHARTS[0]),
+            workflow::Step::Chart("bookinfo".into(), SUBCHARTS[0].into()),
         ),
         (
             format!("bookinfo/{}", SUBCHARTS[1]),
-            orkestra::model::subchart_release_name("bookinfo", SUBCHARTS[1]),
-            live::Step::Chart("bookinfo".into(), SUBCHARTS[1].into()),
+            orkestra::naming::subchart_release_name("bookinfo", SUBCHARTS[1]),
+            workflow::Step::Chart("bookinfo".into(), SUBCHARTS[1].into()),
         ),
     ];
     ensure!(
@@ -859,7 +862,7 @@ async fn a_broken_chart_fails_its_step_fast_and_rollback_restores_the_last_good_
     let wf = workflow(&client, &wf_name).await?;
     let nodes = steps(&wf);
     let b = nodes
-        .get(&live::Step::Chart("b".into(), "b".into()))
+        .get(&workflow::Step::Chart("b".into(), "b".into()))
         .context("no node for b")?;
     let (Some(started), Some(finished)) = (b.started_at, b.finished_at) else {
         bail!("b's step has no times: {b:?}");
@@ -873,7 +876,7 @@ async fn a_broken_chart_fails_its_step_fast_and_rollback_restores_the_last_good_
         "b's step should fail within about one Flux retry, not at its 6-minute budget: {b:?}"
     );
     // Its dependent never started.
-    let c_node = nodes.get(&live::Step::Application("c".into()));
+    let c_node = nodes.get(&workflow::Step::Application("c".into()));
     ensure!(
         c_node.is_none_or(|n| n.phase == "Omitted"),
         "c started although b failed: {c_node:?}"
@@ -964,7 +967,7 @@ async fn a_broken_chart_fails_its_step_fast_and_rollback_restores_the_last_good_
         "rollback workflow {rb}"
     );
     let rb_steps = steps(&rb);
-    let removal = |p: &str| rb_steps.get(&live::Step::Removal(p.into()));
+    let removal = |p: &str| rb_steps.get(&workflow::Step::Removal(p.into()));
     let (Some(y), Some(x)) = (removal("y"), removal("x")) else {
         bail!("the rollback removed neither x nor y: {rb_steps:?}");
     };
@@ -1026,7 +1029,7 @@ async fn a_manual_gate_pauses_the_real_workflow_until_promote_and_full_skips_it(
         || async {
             let wf = workflow(&client, &wf_name).await?;
             let gate = steps(&wf)
-                .get(&live::Step::Gate("web".into()))
+                .get(&workflow::Step::Gate("web".into()))
                 .filter(|n| n.is_active_suspend())
                 .cloned();
             Ok(gate.map(|g| (g, wf)))
@@ -1063,10 +1066,10 @@ async fn a_manual_gate_pauses_the_real_workflow_until_promote_and_full_skips_it(
     let wf = workflow(&client, &wf_name).await?;
     let nodes = steps(&wf);
     let passed = nodes
-        .get(&live::Step::Gate("web".into()))
+        .get(&workflow::Step::Gate("web".into()))
         .context("no gate node")?;
     let web = nodes
-        .get(&live::Step::Chart("web".into(), "web".into()))
+        .get(&workflow::Step::Chart("web".into(), "web".into()))
         .context("no web node")?;
     ensure!(
         passed.phase == "Succeeded" && web.started_at >= passed.finished_at,
@@ -1079,7 +1082,7 @@ async fn a_manual_gate_pauses_the_real_workflow_until_promote_and_full_skips_it(
     promote_wait(cluster, &group.name, &["--full"], 0).await?;
     let wf = workflow(&client, &format!("{}-r2", group.name)).await?;
     let nodes = steps(&wf);
-    let gate = nodes.get(&live::Step::Gate("web".into()));
+    let gate = nodes.get(&workflow::Step::Gate("web".into()));
     ensure!(
         gate.is_some_and(|g| g.phase == "Skipped"),
         "with --full the gate is skipped: {gate:?}"
@@ -1143,8 +1146,8 @@ async fn a_custom_executor_runs_its_image_with_the_documented_arguments() -> Res
     let data: Value = serde_json::from_slice(&b64.decode(flag(&args, "--data").unwrap_or(""))?)
         .context("--data is not base64 JSON")?;
     let object = group.get(&client).await?;
-    let parsed = orkestra::model::parse_spec(&object)?;
-    let budget = orkestra::argo::step_timeout(
+    let parsed = orkestra::input::parse::parse_spec(&object)?;
+    let budget = orkestra::emit::argo::step_timeout(
         parsed
             .applications
             .first()
@@ -1181,7 +1184,7 @@ async fn a_stuck_step_shows_its_pending_reason_in_status() -> Result<()> {
         "the custom step to wait with a reason",
         || async {
             let wf = workflow(&client, &wf_name).await?;
-            Ok(live::nodes(&wf)
+            Ok(workflow::nodes(&wf)
                 .into_iter()
                 .find(|n| {
                     task_node(&n.name) == format!("{wf_name}.web.web.check") && n.phase == "Pending"

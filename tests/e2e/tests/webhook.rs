@@ -4,7 +4,7 @@
 //! - every invalid fixture (`tests/fixtures/invalid/*.yaml`) is denied by `kubectl apply` with its
 //!   expected message, and `kubectl apply --dry-run=server` gives the same verdict;
 //! - a valid group comes back with its defaults and the injected templates in `kubectl get -o json`,
-//!   exactly `orkestra::defaults::default_object` of what was applied; applying it again changes
+//!   exactly `orkestra::admission::defaults::default_object` of what was applied; applying it again changes
 //!   nothing; an UPDATE that introduces a cycle is denied;
 //! - warn enforcement admits broken groups with the violations as warnings;
 //! - with the webhook down, a group can still be labelled and finalized (the manifests'
@@ -238,7 +238,7 @@ async fn valid_group_is_defaulted_idempotent_and_guarded_on_update() -> Result<(
 
     apply(cluster, &manifest, &[]).await?.expect_success()?;
     let stored = get(cluster, &name).await?;
-    let want = orkestra::defaults::default_object(&manifest)
+    let want = orkestra::admission::defaults::default_object(&manifest)
         .map_err(|e| anyhow::anyhow!("defaulting the example: {e}"))?;
     ensure!(
         stored["spec"] == want["spec"],

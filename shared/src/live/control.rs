@@ -16,25 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::{Map, Value, json};
 
-use crate::live::format_time;
-
-/// Annotation on a Workflow: who aborted it.
-pub const ABORTED_BY: &str = "orkestra.azure.microsoft.com/aborted-by";
-/// Annotation on a Workflow: when it was aborted (RFC 3339).
-pub const ABORTED_AT: &str = "orkestra.azure.microsoft.com/aborted-at";
-/// Annotation on a Workflow: how many times `retry` restarted it.
-pub const RETRIES: &str = "orkestra.azure.microsoft.com/retries";
-/// Annotation on a Workflow: who retried it last.
-pub const RETRIED_BY: &str = "orkestra.azure.microsoft.com/retried-by";
-
-/// Argo's label: the Workflow is completed.
-const LABEL_COMPLETED: &str = "workflows.argoproj.io/completed";
-/// Argo's label: archiving status.
-const LABEL_ARCHIVING: &str = "workflows.argoproj.io/workflow-archiving-status";
-/// Argo's label: the Workflow's phase.
-const LABEL_PHASE: &str = "workflows.argoproj.io/phase";
-/// Argo's annotation: pod naming version (`v1`: node id; `v2`, the default: template and hash).
-const POD_NAME_FORMAT: &str = "workflows.argoproj.io/pod-name-format";
+use crate::labels::{self, ABORTED_AT, ABORTED_BY, RETRIES};
+use crate::time::format_time;
 
 /// How to stop a release (Argo's shutdown strategies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,7 +407,7 @@ pub fn retry(workflow: &Value, now: i64) -> Result<Retry, ControlError> {
         let phase = if phase.is_empty() { "Pending" } else { phase };
         return Err(ControlError::NotFailed(name, phase.to_string()));
     }
-    if crate::live::nodes_unavailable(workflow) {
+    if crate::live::workflow::nodes_unavailable(workflow) {
         return Err(ControlError::NodesUnavailable(name));
     }
     let empty = Map::new();
@@ -442,10 +425,10 @@ pub fn retry(workflow: &Value, now: i64) -> Result<Retry, ControlError> {
         .pointer_mut("/metadata/labels")
         .and_then(Value::as_object_mut)
     {
-        labels.remove(LABEL_COMPLETED);
-        labels.remove(LABEL_ARCHIVING);
+        labels.remove(labels::ARGO_COMPLETED);
+        labels.remove(labels::ARGO_ARCHIVING);
     }
-    new["metadata"]["labels"][LABEL_PHASE] = json!("Running");
+    new["metadata"]["labels"][labels::ARGO_PHASE] = json!("Running");
     let mut conditions: Vec<Value> = new
         .pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -512,7 +495,7 @@ pub fn retry(workflow: &Value, now: i64) -> Result<Retry, ControlError> {
         workflow,
         &format!(
             "/metadata/annotations/{}",
-            POD_NAME_FORMAT.replace('/', "~1")
+            labels::ARGO_POD_NAME_FORMAT.replace('/', "~1")
         ),
     ) {
         "v1" => "v1",
@@ -620,7 +603,7 @@ mod tests {
         .collect();
         json!({
             "metadata": {"name": "shop-r1", "namespace": "orkestra", "resourceVersion": "42",
-                "labels": {LABEL_COMPLETED: "true", LABEL_PHASE: "Failed"}},
+                "labels": {labels::ARGO_COMPLETED: "true", labels::ARGO_PHASE: "Failed"}},
             "spec": {"entrypoint": "entry", "shutdown": "Terminate", "activeDeadlineSeconds": 0},
             "status": {"phase": "Failed", "message": "child failed", "startedAt": "2026-12-01T09:00:00Z",
                 "finishedAt": "2026-12-01T09:02:00Z", "nodes": nodes,
@@ -648,7 +631,10 @@ mod tests {
             wf["status"]["conditions"][1],
             json!({"type": "Completed", "status": "False"})
         );
-        assert_eq!(wf["metadata"]["labels"], json!({LABEL_PHASE: "Running"}));
+        assert_eq!(
+            wf["metadata"]["labels"],
+            json!({labels::ARGO_PHASE: "Running"})
+        );
         assert!(
             wf["spec"].get("shutdown").is_none()
                 && wf["spec"].get("activeDeadlineSeconds").is_none()

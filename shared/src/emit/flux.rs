@@ -4,34 +4,15 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{Application, Subchart};
-use crate::model;
-use crate::names::{self, DNS1123_LABEL_MAX};
+
+use crate::labels;
+use crate::naming;
+use crate::naming::DNS1123_LABEL_MAX;
 
 /// apiVersion of the HelmRelease we emit.
 pub const HELM_RELEASE_API_VERSION: &str = "helm.toolkit.fluxcd.io/v2";
 /// apiVersion of the HelmRepository we emit.
 pub const HELM_REPOSITORY_API_VERSION: &str = "source.toolkit.fluxcd.io/v1";
-
-/// Label keys shared with the original Orkestra.
-pub mod labels {
-    /// The group that owns an object.
-    pub const OWNER: &str = "orkestra.azure.microsoft.com/owner";
-    /// Always `orkestra`.
-    pub const HERITAGE: &str = "orkestra.azure.microsoft.com/heritage";
-    /// The chart a HelmRelease installs.
-    pub const CHART: &str = "orkestra.azure.microsoft.com/chart";
-    /// The application a HelmRelease belongs to.
-    pub const APPLICATION: &str = "orkestra.azure.microsoft.com/application";
-    /// On subchart HelmReleases: the application (parent chart).
-    pub const PARENT_CHART: &str = "orkestra.azure.microsoft.com/parent-chart";
-}
-
-/// The HelmRepository name for a chart URL: readable, from the URL's host and path.
-pub fn repository_name(url: &str) -> String {
-    let bare = url.split_once("://").map_or(url, |(_, rest)| rest);
-    names::to_dns1123(bare, DNS1123_LABEL_MAX)
-        .unwrap_or_else(|| format!("repo-{}", names::short_hash(url)))
-}
 
 /// The HelmRepository an application's chart comes from, in the application's namespace (so the
 /// HelmRelease needs no cross-namespace reference).
@@ -50,9 +31,9 @@ pub fn helm_repository(group: &str, app: &Application) -> Value {
         "apiVersion": HELM_REPOSITORY_API_VERSION,
         "kind": "HelmRepository",
         "metadata": {
-            "name": repository_name(&chart.url),
-            "namespace": model::target_namespace(app),
-            "labels": { labels::OWNER: crate::revision::owner_label(group), labels::HERITAGE: "orkestra" },
+            "name": naming::repository_name(&chart.url),
+            "namespace": naming::target_namespace(app),
+            "labels": { labels::OWNER: labels::owner_label(group), labels::HERITAGE: "orkestra" },
         },
         "spec": spec,
     })
@@ -65,7 +46,7 @@ pub fn helm_repository(group: &str, app: &Application) -> Value {
 pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>) -> Value {
     let chart = app.spec.chart.clone().unwrap_or_default();
     let release = app.spec.release.clone().unwrap_or_default();
-    let namespace = model::target_namespace(app);
+    let namespace = naming::target_namespace(app);
     let values = release.values.clone().unwrap_or_else(|| json!({}));
     let (name, chart_name, version, values) = match subchart {
         None => {
@@ -81,7 +62,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
                 }
             }
             (
-                model::release_name(&app.name),
+                naming::release_name(&app.name),
                 chart.name.clone(),
                 chart.version.clone(),
                 values,
@@ -93,7 +74,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
                 m.entry("global").or_insert_with(|| global.clone());
             }
             (
-                model::subchart_release_name(&app.name, &sub.name),
+                naming::subchart_release_name(&app.name, &sub.name),
                 sub.name.clone(),
                 sub.version.clone().or_else(|| chart.version.clone()),
                 own,
@@ -101,16 +82,16 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
         }
     };
     let mut metadata_labels = json!({
-        labels::OWNER: crate::revision::owner_label(group),
+        labels::OWNER: labels::owner_label(group),
         labels::HERITAGE: "orkestra",
-        labels::APPLICATION: names::to_dns1123(&app.name, DNS1123_LABEL_MAX).unwrap_or_default(),
-        labels::CHART: names::to_dns1123(&chart_name, DNS1123_LABEL_MAX).unwrap_or_default(),
+        labels::APPLICATION: naming::to_dns1123(&app.name, DNS1123_LABEL_MAX).unwrap_or_default(),
+        labels::CHART: naming::to_dns1123(&chart_name, DNS1123_LABEL_MAX).unwrap_or_default(),
     });
     let mut annotations = Map::new();
     if subchart.is_some() {
         annotations.insert(labels::PARENT_CHART.into(), json!(app.name));
         metadata_labels[labels::PARENT_CHART] =
-            json!(names::to_dns1123(&app.name, DNS1123_LABEL_MAX).unwrap_or_default());
+            json!(naming::to_dns1123(&app.name, DNS1123_LABEL_MAX).unwrap_or_default());
     }
     let mut chart_spec = Map::new();
     chart_spec.insert("chart".into(), json!(chart_name));
@@ -120,7 +101,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
     );
     chart_spec.insert(
         "sourceRef".into(),
-        json!({ "kind": "HelmRepository", "name": repository_name(&chart.url), "namespace": namespace }),
+        json!({ "kind": "HelmRepository", "name": naming::repository_name(&chart.url), "namespace": namespace }),
     );
     let mut spec = Map::new();
     spec.insert("releaseName".into(), json!(name));

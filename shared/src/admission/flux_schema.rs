@@ -12,7 +12,8 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use crate::{duration, names};
+use crate::duration;
+use crate::input::hints;
 
 /// The checked-in copy.
 pub const BLOCKS_JSON: &str = include_str!("flux-release-blocks.json");
@@ -81,7 +82,7 @@ fn check(value: &Value, schema: &Value, path: &str, report: &mut dyn FnMut(Strin
                     Some(s) => check(v, s, &child, report),
                     None => {
                         let hint = props
-                            .and_then(|p| names::closest(key, p.keys().map(String::as_str)))
+                            .and_then(|p| hints::closest(key, p.keys().map(String::as_str)))
                             .map(|c| format!(" (did you mean {c:?}?)"))
                             .unwrap_or_default();
                         report(

@@ -1,11 +1,6 @@
-//! The live state of a group: what its latest Argo Workflow and its Flux HelmReleases say, mapped
-//! back onto the group's applications and subcharts, and the verdict a CI gate acts on.
-//!
-//! Argo names every node `<workflow>.<task>.<task>...` after the DAG tasks it ran; [`crate::argo`]
-//! names the `entry` tasks after the applications (their keys), the tasks of an application's DAG
-//! after its charts (subchart keys and the application's own key), and a gate `Gate-<key>`. So
-//! the task path alone says which application or subchart a node released. Rollback Workflows
-//! nest the same tree under an `apply` task, next to a `remove` task (see [`crate::plan`]).
+//! The live state of a group: what its latest Argo Workflow ([`crate::live::workflow`]) and its
+//! Flux HelmReleases ([`crate::live::helm_release`]) say, mapped back onto the group's
+//! applications and subcharts, and the verdict a CI gate acts on.
 //!
 //! Pure: the caller reads the objects and passes the clock in (`now`, Unix seconds).
 
@@ -15,341 +10,27 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::ApplicationGroupSpec;
-use crate::argo;
+use crate::emit::argo;
 use crate::graph::Dag;
-use crate::model;
-use crate::render::NodeStatus;
+use crate::labels::{REVISION_LABEL, WORKFLOW_TYPE_LABEL};
+use crate::live::helm_release::{ReleaseState, release_state};
+use crate::live::workflow::{ArgoNode, Step, classify, nodes, nodes_unavailable, step_message};
+use crate::naming;
+use crate::time::{format_time, parse_time};
 
-/// Label on Workflows and ControllerRevisions: the revision they belong to.
-pub const REVISION_LABEL: &str = "orkestra.azure.microsoft.com/revision";
-/// Label on Workflows: `forward`, `reverse` or `rollback` (as the original Orkestra).
-pub const WORKFLOW_TYPE_LABEL: &str = "orkestra.azure.microsoft.com/workflow-type";
-/// Label on Workflows: the group's generation they release (as the original Orkestra).
-pub const GENERATION_LABEL: &str = "orkestra.azure.microsoft.com/appgroup-generation";
-
-/// One Argo node, as read from `status.nodes`.
+/// Live state of one node (application or subchart).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ArgoNode {
-    /// Node id (the key in `status.nodes`).
-    pub id: String,
-    /// `<workflow>.<task>...`.
-    pub name: String,
-    /// The task's name.
-    pub display_name: String,
-    /// The template the node ran.
-    pub template_name: String,
-    /// `DAG`, `Pod`, `Suspend`, `Retry`, `Skipped`, ...
-    #[serde(rename = "type")]
-    pub node_type: String,
-    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Error`, `Skipped`, `Omitted`.
+pub struct NodeStatus {
+    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Error`, `Skipped`, `Omitted`, or a HelmRelease
+    /// readiness such as `Ready`/`NotReady`.
     pub phase: String,
-    /// Start, Unix seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<i64>,
-    /// End, Unix seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<i64>,
-    /// Argo's message.
+    /// A short explanation (the HelmRelease's Ready message, the node's message).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-}
-
-impl ArgoNode {
-    /// True for a gate waiting for `promote` (Argo's `IsActiveSuspendNode`).
-    pub fn is_active_suspend(&self) -> bool {
-        self.node_type == "Suspend" && self.phase == "Running"
-    }
-
-    /// Seconds the node took, or has been running at `now`.
-    pub fn duration(&self, now: i64) -> Option<f64> {
-        let start = self.started_at?;
-        let end = self.finished_at.unwrap_or(now);
-        Some((end - start).max(0) as f64)
-    }
-}
-
-/// Reads `status.nodes` of a Workflow, sorted by node name (so parents come before children).
-pub fn nodes(workflow: &Value) -> Vec<ArgoNode> {
-    let Some(map) = workflow.pointer("/status/nodes").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    let s = |n: &Value, k: &str| n.get(k).and_then(Value::as_str).map(str::to_string);
-    let mut out: Vec<ArgoNode> = map
-        .iter()
-        .map(|(id, n)| ArgoNode {
-            id: id.clone(),
-            name: s(n, "name").unwrap_or_default(),
-            display_name: s(n, "displayName").unwrap_or_default(),
-            template_name: s(n, "templateName").unwrap_or_default(),
-            node_type: s(n, "type").unwrap_or_default(),
-            phase: s(n, "phase").unwrap_or_else(|| "Pending".into()),
-            started_at: s(n, "startedAt").and_then(|t| parse_time(&t)),
-            finished_at: s(n, "finishedAt").and_then(|t| parse_time(&t)),
-            message: s(n, "message").filter(|m| !m.is_empty()),
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
-/// True when Argo keeps the node statuses out of `status.nodes`: gzip-compressed
-/// (`status.compressedNodes`) or offloaded to its database (`status.offloadNodeStatusVersion`).
-pub fn nodes_unavailable(workflow: &Value) -> bool {
-    let set = |p: &str| {
-        workflow
-            .pointer(p)
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
-    };
-    let empty = workflow
-        .pointer("/status/nodes")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.is_empty());
-    empty && (set("/status/compressedNodes") || set("/status/offloadNodeStatusVersion"))
-}
-
-/// The message to show for a step. Argo writes why a step failed or waits (`main: Error (exit
-/// code 1)`, `ImagePullBackOff: ...`, `Unschedulable: ...`) on its pods only, never on the DAG
-/// or Retry nodes above them; so a step that is not a pod shows the message of its first pod
-/// that failed (else of one still waiting), named after its task when that is another chart or
-/// executor than the row's own.
-pub fn step_message(node: &ArgoNode, all: &[ArgoNode]) -> Option<String> {
-    if node.node_type == "Pod" {
-        return node.message.clone();
-    }
-    let task = |n: &ArgoNode| {
-        // Retry attempts are `<task>(N)`.
-        let d = n.display_name.as_str();
-        d.strip_suffix(')')
-            .and_then(|rest| rest.rsplit_once('('))
-            .map_or(d, |(t, _)| t)
-            .to_string()
-    };
-    let below = |n: &&ArgoNode| {
-        n.node_type == "Pod"
-            && n.message.is_some()
-            && n.name
-                .strip_prefix(node.name.as_str())
-                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('('))
-    };
-    let pods: Vec<&ArgoNode> = all.iter().filter(below).collect();
-    let with_phase = |phases: &[&str]| {
-        pods.iter()
-            .copied()
-            .find(|n| phases.contains(&n.phase.as_str()))
-    };
-    let culprit = with_phase(&["Failed", "Error"]).or_else(|| with_phase(&["Pending", "Running"]));
-    match culprit {
-        Some(pod) => {
-            let message = pod.message.clone().unwrap_or_default();
-            if task(pod) == task(node) {
-                Some(message)
-            } else {
-                Some(format!("{}: {message}", task(pod)))
-            }
-        }
-        None => node.message.clone(),
-    }
-}
-
-/// What a node released, from its task path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Step {
-    /// The whole workflow (the root node).
-    Root,
-    /// An application's DAG (entry task named after the application key).
-    Application(String),
-    /// One chart of an application: (application key, chart key).
-    Chart(String, String),
-    /// One executor of a chart, when an application has several.
-    Executor(String, String, String),
-    /// The manual gate before an application.
-    Gate(String),
-    /// A rollback step removing a chart: the Workflow parameter naming it.
-    Removal(String),
-    /// Anything else (a rollback's `apply`/`remove` groups, retries' children).
-    Other,
-}
-
-/// Name of the gate task before an application (upper case: no application key has any, so it
-/// never collides with an application's task).
-pub fn gate_task(app_key: &str) -> String {
-    format!("Gate-{app_key}")
-}
-
-/// Classifies a node of Workflow `workflow` by its task path.
-pub fn classify(workflow: &str, node: &ArgoNode) -> Step {
-    let Some(path) = node
-        .name
-        .strip_prefix(workflow)
-        .and_then(|p| p.strip_prefix('.'))
-    else {
-        return if node.name == workflow {
-            Step::Root
-        } else {
-            Step::Other
-        };
-    };
-    // Retry children are `<task>(0)`: they belong to their Retry parent, which carries the phase.
-    if path.ends_with(')') {
-        return Step::Other;
-    }
-    let mut parts: Vec<&str> = path.split('.').collect();
-    match parts.first() {
-        Some(&"apply") => {
-            parts.remove(0);
-        }
-        Some(&"remove") => {
-            return match parts.as_slice() {
-                [_, param] => Step::Removal((*param).to_string()),
-                _ => Step::Other,
-            };
-        }
-        _ => {}
-    }
-    match parts.as_slice() {
-        [gate] if gate.starts_with("Gate-") => Step::Gate(gate["Gate-".len()..].to_string()),
-        [app] => Step::Application((*app).to_string()),
-        [app, chart] => Step::Chart((*app).to_string(), (*chart).to_string()),
-        [app, chart, exec] => Step::Executor(
-            (*app).to_string(),
-            (*chart).to_string(),
-            (*exec).to_string(),
-        ),
-        _ => Step::Other,
-    }
-}
-
-/// Parses an RFC 3339 timestamp (`2026-11-25T13:19:29Z`, fractions and offsets allowed) into
-/// Unix seconds.
-pub fn parse_time(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(frac.len());
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let oh: i64 = o.get(1..3)?.parse().ok()?;
-            let om: i64 = o.get(4..6)?.parse().ok()?;
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset)
-}
-
-/// Formats Unix seconds as RFC 3339 UTC.
-pub fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-// Howard Hinnant's civil-date algorithms.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
-/// How a HelmRelease stands, as [`crate::release::judge`] decides it (the executor's judgement,
-/// so `status` and the release steps never disagree), with Flux's own words.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReleaseState {
-    /// `True` when released for the current generation and chart version, `False` when failed
-    /// or failing, `Unknown` while Flux works on it; `None` before Flux has looked at it.
+    /// How long the node took (or has been running), in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<String>,
-    /// The judgement's phase (`Ready`, `Retrying`, `Failed`, `Pending`, ...).
-    pub phase: String,
-    /// Flux's reason (`InstallSucceeded`, `UpgradeFailed`, `Progressing`, ...), or ours.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Flux's message, or ours.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// True when Flux has not yet observed the current generation (the condition is old news).
-    pub stale: bool,
-    /// `Stalled=True`: Flux gave up retrying (suggest `flux reconcile --force`).
-    pub stalled: bool,
-}
-
-/// Reads a HelmRelease's readiness, judged against its own generation and chart version.
-pub fn release_state(helm_release: &Value) -> ReleaseState {
-    use crate::release::{self, Phase, Target};
-    let j = release::judge(&Target::from_applied(helm_release), Some(helm_release));
-    let ready_condition = j.conditions.iter().find(|c| c.type_ == "Ready");
-    let stale = j.phase == Phase::Pending && j.reason == release::NOT_OBSERVED;
-    // While Flux has not caught up, its last Ready condition says more than our "waiting".
-    let (reason, message) = match ready_condition {
-        Some(c) if stale => (c.reason.clone(), c.message.clone()),
-        _ => (j.reason.clone(), j.message.clone()),
-    };
-    let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
-    let ready = match j.phase {
-        Phase::Ready => Some("True"),
-        Phase::Failed | Phase::Retrying => Some("False"),
-        _ if j.conditions.is_empty() => None,
-        _ => Some("Unknown"),
-    };
-    ReleaseState {
-        ready: ready.map(str::to_string),
-        phase: j.phase.as_str().to_string(),
-        reason: non_empty(reason),
-        message: non_empty(message),
-        stale,
-        stalled: j
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Stalled" && c.status == "True"),
-    }
+    pub duration_seconds: Option<f64>,
 }
 
 /// How the latest release of a group stands.
@@ -589,10 +270,10 @@ pub struct StatusReport {
     /// Removal steps of a rollback (`<app>` or `<app>--<subchart>` parameters), with their phase.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub removals: BTreeMap<String, String>,
-    /// The expected time left of a release in flight (see [`crate::eta`]); set by the caller,
+    /// The expected time left of a release in flight (see [`crate::live::eta`]); set by the caller,
     /// which has the earlier Workflows.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub eta: Option<crate::eta::Eta>,
+    pub eta: Option<crate::live::eta::Eta>,
 }
 
 /// What `status` reads: the group, its latest Workflow and its HelmReleases.
@@ -669,7 +350,7 @@ impl StatusReport {
                     .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
             );
             let sub_levels = sub_dag.levels().unwrap_or_else(|| vec![0; subs.len()]);
-            for rel in model::releases_of(app) {
+            for rel in naming::releases_of(app) {
                 let release = releases
                     .get(&(rel.namespace.as_str(), rel.name.as_str()))
                     .map(|hr| release_state(hr));
@@ -844,22 +525,6 @@ mod tests {
     fn node(name: &str, display: &str, template: &str, ty: &str, phase: &str) -> Value {
         json!({"id": name, "name": name, "displayName": display, "templateName": template, "type": ty, "phase": phase,
                "startedAt": "2026-11-25T10:00:00Z", "finishedAt": if phase == "Running" { Value::Null } else { json!("2026-11-25T10:01:30Z") }})
-    }
-
-    #[test]
-    fn times_round_trip() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_time("2026-11-25T13:19:29Z")
-                .map(format_time)
-                .as_deref(),
-            Some("2026-11-25T13:19:29Z")
-        );
-        assert_eq!(
-            parse_time("2026-11-25T14:19:29.123+01:00"),
-            parse_time("2026-11-25T13:19:29Z")
-        );
-        assert_eq!(parse_time("yesterday"), None);
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Kubernetes object names derived from user-chosen names.
+//! Kubernetes object names derived from user-chosen names: every name Orkestra gives an object
+//! it creates (HelmReleases, namespaces, revisions and their Workflows, HelmRepositories).
 
 use sha2::{Digest, Sha256};
+
+use crate::api::Application;
 
 /// Longest DNS-1123 label (namespaces, most object names).
 pub const DNS1123_LABEL_MAX: usize = 63;
@@ -91,84 +94,101 @@ pub fn short_hash(s: &str) -> String {
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Levenshtein distance, for "did you mean" hints.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
+/// One Helm release the group makes: an application's chart or one of its subcharts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseName {
+    /// The application.
+    pub application: String,
+    /// The subchart, when this is a subchart's release.
+    pub subchart: Option<String>,
+    /// HelmRelease `metadata.name` and Helm release name.
+    pub name: String,
+    /// Namespace of the HelmRelease and of the release.
+    pub namespace: String,
 }
 
-/// Names longer than this get no "did you mean" hint.
-pub const HINT_MAX_CHARS: usize = 64;
-/// Edit-distance cells one [`Hints`] may compute in all (about a millisecond).
-pub const HINT_CELLS: usize = 1_000_000;
-
-/// "Did you mean" hints with a bounded cost: each comparison costs the product of the two
-/// lengths, and once [`HINT_CELLS`] are spent no more hints are given. One per validated object,
-/// so a hostile object with thousands of long unknown names costs as much as a typo.
-#[derive(Debug, Clone)]
-pub struct Hints {
-    cells_left: usize,
-}
-
-impl Default for Hints {
-    fn default() -> Self {
-        Self {
-            cells_left: HINT_CELLS,
+impl ReleaseName {
+    /// `application "x"` or `subchart "y" of application "x"`.
+    pub fn describe(&self) -> String {
+        match &self.subchart {
+            None => format!("application {:?}", self.application),
+            Some(s) => format!("subchart {s:?} of application {:?}", self.application),
         }
     }
 }
 
-impl Hints {
-    /// The candidate closest to `name`, when it is close enough to be a likely typo (at most a
-    /// third of the characters differ) and the budget allows the comparison.
-    pub fn closest<'a>(
-        &mut self,
-        name: &str,
-        candidates: impl IntoIterator<Item = &'a str>,
-    ) -> Option<&'a str> {
-        let len = name.chars().count();
-        if len > HINT_MAX_CHARS {
-            return None;
-        }
-        let limit = (len / 3).max(1);
-        let mut best: Option<(usize, &str)> = None;
-        for c in candidates {
-            if c == name || c.len() > 4 * (HINT_MAX_CHARS + limit) {
-                continue;
-            }
-            let clen = c.chars().count();
-            if clen.abs_diff(len) > limit {
-                continue;
-            }
-            let cost = (len * clen).max(1);
-            if cost > self.cells_left {
-                self.cells_left = 0;
-                break;
-            }
-            self.cells_left -= cost;
-            let d = edit_distance(name, c);
-            if d <= limit && best.is_none_or(|(b, _)| d < b) {
-                best = Some((d, c));
-            }
-        }
-        best.map(|(_, c)| c)
-    }
+/// Name of the HelmRelease of an application's own chart: the application's name, readable,
+/// shortened with a hash suffix only when Helm's 53-character limit requires it.
+pub fn release_name(app: &str) -> String {
+    to_dns1123(app, HELM_RELEASE_NAME_MAX).unwrap_or_else(|| format!("app-{}", short_hash(app)))
 }
 
-/// The candidate closest to `name`, when it is close enough to be a likely typo (one
-/// comparison, with its own [`Hints`] budget).
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    Hints::default().closest(name, candidates)
+/// Name of the HelmRelease of a subchart: `<application>-<subchart>`.
+pub fn subchart_release_name(app: &str, subchart: &str) -> String {
+    release_name(&format!("{app}-{subchart}"))
+}
+
+/// Namespace an application is released into: `release.targetNamespace`, else its own name.
+pub fn target_namespace(app: &Application) -> String {
+    app.spec
+        .release
+        .as_ref()
+        .and_then(|r| r.target_namespace.clone())
+        .unwrap_or_else(|| default_namespace(&app.name))
+}
+
+/// The namespace an application gets when it names none.
+pub fn default_namespace(app: &str) -> String {
+    to_dns1123(app, DNS1123_LABEL_MAX).unwrap_or_else(|| format!("app-{}", short_hash(app)))
+}
+
+/// Every release an application makes: its subcharts first, then its own chart.
+pub fn releases_of(app: &Application) -> Vec<ReleaseName> {
+    let namespace = target_namespace(app);
+    let mut out: Vec<ReleaseName> = app
+        .spec
+        .subcharts
+        .iter()
+        .map(|s| ReleaseName {
+            application: app.name.clone(),
+            subchart: Some(s.name.clone()),
+            name: subchart_release_name(&app.name, &s.name),
+            namespace: namespace.clone(),
+        })
+        .collect();
+    out.push(ReleaseName {
+        application: app.name.clone(),
+        subchart: None,
+        name: release_name(&app.name),
+        namespace,
+    });
+    out
+}
+
+/// Name of revision `n` of a group, and of the Workflow releasing it: `<group>-r<n>`, with the
+/// group's part shortened (and a hash of it added) when that would pass 63 characters, Argo's
+/// limit for Workflow names.
+pub fn revision_name(group: &str, n: i64) -> String {
+    let suffix = format!("-r{n}");
+    if group.len() + suffix.len() <= DNS1123_LABEL_MAX {
+        return format!("{group}{suffix}");
+    }
+    let hash = short_hash(group);
+    let keep = DNS1123_LABEL_MAX.saturating_sub(suffix.len() + hash.len() + 1);
+    let mut cut = keep.min(group.len());
+    while !group.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}-{hash}{suffix}",
+        group[..cut].trim_end_matches(['-', '.'])
+    )
+}
+
+/// The HelmRepository name for a chart URL: readable, from the URL's host and path.
+pub fn repository_name(url: &str) -> String {
+    let bare = url.split_once("://").map_or(url, |(_, rest)| rest);
+    to_dns1123(bare, DNS1123_LABEL_MAX).unwrap_or_else(|| format!("repo-{}", short_hash(url)))
 }
 
 #[cfg(test)]
@@ -207,27 +227,27 @@ mod tests {
     }
 
     #[test]
-    fn typo_hints() {
+    fn release_names_are_readable() {
+        assert_eq!(release_name("Product_Page"), "product-page");
         assert_eq!(
-            closest("postgress", ["postgres", "redis"]),
-            Some("postgres")
+            subchart_release_name("bookinfo", "reviews"),
+            "bookinfo-reviews"
         );
-        assert_eq!(closest("kafka", ["postgres", "redis"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(release_name(&"x".repeat(60)).len(), HELM_RELEASE_NAME_MAX);
     }
 
     #[test]
-    fn hints_stop_when_their_budget_is_spent() {
-        let names: Vec<String> = (0..1000).map(|i| format!("{i:060}")).collect();
-        let mut hints = Hints::default();
-        // 1,000 candidates of 60 characters: 3.6 M cells, more than one budget; the best of
-        // those compared is still given, and then nothing more.
+    fn long_group_names_still_give_argo_valid_workflow_names() {
+        assert_eq!(revision_name("shop", 12), "shop-r12");
+        let long = "a".repeat(62);
+        let n = revision_name(&long, 123);
         assert!(
-            hints
-                .closest(&format!("{:060}", 1), names.iter().map(String::as_str))
-                .is_some()
+            n.len() <= 63 && n.ends_with("-r123") && n.starts_with("aaaa"),
+            "{n}"
         );
-        assert_eq!(hints.closest("postgress", ["postgres"]), None);
-        assert_eq!(closest(&"p".repeat(HINT_MAX_CHARS + 1), ["p"]), None);
+        assert_ne!(
+            revision_name(&format!("{long}b"), 1),
+            revision_name(&format!("{long}c"), 1)
+        );
     }
 }

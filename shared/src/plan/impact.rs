@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::api::ApplicationGroupSpec;
-use crate::graph::Dag;
-use crate::model;
-use crate::names;
+use crate::graph::app_dag;
+use crate::input::hints;
+use crate::naming;
 
 /// An application that depends on the one looked at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,15 +97,6 @@ pub enum ImpactError {
     Cyclic(String),
 }
 
-/// The dependency DAG of a group's applications.
-pub fn app_dag(spec: &ApplicationGroupSpec) -> Dag {
-    Dag::new(
-        spec.applications
-            .iter()
-            .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
-    )
-}
-
 /// The index of application `app`, or the error naming the closest one.
 pub fn find_application(
     group: &str,
@@ -118,7 +109,7 @@ pub fn find_application(
         .ok_or_else(|| ImpactError::UnknownApplication {
             group: group.to_string(),
             app: app.to_string(),
-            hint: names::closest(app, spec.applications.iter().map(|a| a.name.as_str()))
+            hint: hints::closest(app, spec.applications.iter().map(|a| a.name.as_str()))
                 .map(|c| format!(" (did you mean {c:?}?)"))
                 .unwrap_or_default(),
         })
@@ -181,7 +172,7 @@ pub fn impact(
         let old_version = old.version.clone().unwrap_or_else(|| "*".into());
         let mut upgraded = Vec::new();
         if old_version != version {
-            for rel in model::releases_of(application) {
+            for rel in naming::releases_of(application) {
                 let (chart, pinned) = match &rel.subchart {
                     None => (old.name.clone(), None),
                     Some(sub) => (

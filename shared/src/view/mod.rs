@@ -7,10 +7,14 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::api::ApplicationGroupSpec;
+use crate::duration;
 use crate::graph::Dag;
-use crate::{duration, model};
+use crate::live::report::NodeStatus;
+use crate::naming;
 
+pub mod history;
 mod svg;
+pub mod why;
 
 /// Output formats of `graph`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,21 +31,6 @@ pub enum Format {
     Json,
     /// A standalone SVG picture: waves as columns, status as colours, the critical path in red.
     Svg,
-}
-
-/// Live state of one node (application or subchart).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeStatus {
-    /// `Pending`, `Running`, `Succeeded`, `Failed`, `Error`, `Skipped`, `Omitted`, or a HelmRelease
-    /// readiness such as `Ready`/`NotReady`.
-    pub phase: String,
-    /// A short explanation (the HelmRelease's Ready message, the node's message).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// How long the node took (or has been running), in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<f64>,
 }
 
 /// One subchart in the view.
@@ -104,7 +93,7 @@ pub struct GraphView {
     pub critical_path_by: String,
     /// The expected time left of the release in flight, when known (set by the caller).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub eta: Option<crate::eta::Eta>,
+    pub eta: Option<crate::live::eta::Eta>,
 }
 
 /// Why a view cannot be built.
@@ -151,8 +140,8 @@ impl GraphView {
                     .map(|&d| dag.name(d).to_string())
                     .collect(),
                 wave: levels[i],
-                namespace: model::target_namespace(app),
-                release: model::release_name(&app.name),
+                namespace: naming::target_namespace(app),
+                release: naming::release_name(&app.name),
                 executors: app.spec.executors().into_iter().map(|e| e.name).collect(),
                 subcharts: subs
                     .iter()
@@ -165,7 +154,7 @@ impl GraphView {
                             .map(|&d| sub_dag.name(d).to_string())
                             .collect(),
                         wave: sub_levels[k],
-                        release: model::subchart_release_name(&app.name, &s.name),
+                        release: naming::subchart_release_name(&app.name, &s.name),
                         status: status(&app.name, Some(&s.name)),
                     })
                     .collect(),

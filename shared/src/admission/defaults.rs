@@ -8,33 +8,14 @@
 use json_patch::jsonptr::PointerBuf;
 use serde_json::{Value, json};
 
+use crate::api::defaults::{
+    CHART_VERSION, EXECUTOR_IMAGE, PARALLELISM, RELEASE_INTERVAL, RELEASE_TIMEOUT,
+    workflow_settings,
+};
 use crate::api::{ApplicationGroupSpec, ChartRef, Executor, WorkflowTemplate};
-use crate::argo::{self, Settings};
-use crate::model::{self, SpecError};
-
-/// Release interval when unset (the original CRD's default).
-pub const RELEASE_INTERVAL: &str = "5m";
-/// Release timeout when unset (the original's executor default).
-pub const RELEASE_TIMEOUT: &str = "5m";
-/// Chart version when unset (the original CRD's default).
-pub const CHART_VERSION: &str = "*";
-/// Namespace the group's Workflows run in.
-pub const WORKFLOW_NAMESPACE: &str = "orkestra";
-/// Service account of the Workflow pods.
-pub const SERVICE_ACCOUNT: &str = "orkestra";
-/// Parallelism of the Workflow and each DAG.
-pub const PARALLELISM: i64 = 10;
-/// Argo pod GC strategy: a failed step's pod, and the executor's explanation in its log, stay
-/// until the Workflow is deleted; a succeeded step's pod goes after [`POD_GC_DELETE_DELAY`].
-/// (Argo's `OnWorkflowCompletion` would delete a failed pod as soon as the release ends.)
-pub const POD_GC_STRATEGY: &str = "OnPodSuccess";
-/// How long Argo keeps a succeeded step's pod (and its log) before deleting it.
-pub const POD_GC_DELETE_DELAY: &str = "5m";
-/// The executor image: this project's `kubectl-orkestra`, tagged with the crate version.
-pub const EXECUTOR_IMAGE: &str = concat!(
-    "ghcr.io/orkestra-rs/kubectl-orkestra:v",
-    env!("CARGO_PKG_VERSION")
-);
+use crate::emit::argo::{self, Settings};
+use crate::input::parse::{SpecError, parse_spec};
+use crate::naming;
 
 /// Why an object could not be defaulted.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +47,7 @@ pub fn default_spec(spec: &ApplicationGroupSpec) -> ApplicationGroupSpec {
                 .get_or_insert_with(|| RELEASE_TIMEOUT.into());
             release
                 .target_namespace
-                .get_or_insert_with(|| model::default_namespace(&app.name));
+                .get_or_insert_with(|| naming::default_namespace(&app.name));
         }
         if app.spec.workflow.is_empty() {
             app.spec.workflow = vec![Executor::default_helmrelease()];
@@ -76,22 +57,6 @@ pub fn default_spec(spec: &ApplicationGroupSpec) -> ApplicationGroupSpec {
     wt.templates = Some(argo::templates(spec, &template_settings(&wt)));
     out.workflow_template = Some(wt);
     out
-}
-
-/// The group-level workflow settings with every default filled in; `templates` as they are.
-pub fn workflow_settings(spec: &ApplicationGroupSpec) -> WorkflowTemplate {
-    let mut wt = spec.workflow_template.clone().unwrap_or_default();
-    wt.namespace
-        .get_or_insert_with(|| WORKFLOW_NAMESPACE.into());
-    wt.service_account_name
-        .get_or_insert_with(|| SERVICE_ACCOUNT.into());
-    wt.parallelism.get_or_insert(PARALLELISM);
-    wt.pod_gc.get_or_insert_with(
-        || json!({ "strategy": POD_GC_STRATEGY, "deleteDelayDuration": POD_GC_DELETE_DELAY }),
-    );
-    wt.executor_image
-        .get_or_insert_with(|| EXECUTOR_IMAGE.into());
-    wt
 }
 
 fn template_settings(wt: &WorkflowTemplate) -> Settings {
@@ -127,7 +92,7 @@ pub fn mutation_patch(object: &Value) -> Result<json_patch::Patch, DefaultsError
     if !object.is_object() {
         return Err(DefaultsError::NotAnObject);
     }
-    let spec = model::parse_spec(object)?;
+    let spec = parse_spec(object)?;
     let mut ops = Vec::new();
     let mut add = |path: &[&str], value: Value| {
         ops.push(json_patch::PatchOperation::Add(json_patch::AddOperation {
@@ -147,7 +112,7 @@ pub fn mutation_patch(object: &Value) -> Result<json_patch::Patch, DefaultsError
             );
         }
         if let Some(release) = &app.spec.release {
-            let namespace = model::default_namespace(&app.name);
+            let namespace = naming::default_namespace(&app.name);
             for (field, present, value) in [
                 ("interval", release.interval.is_some(), RELEASE_INTERVAL),
                 ("timeout", release.timeout.is_some(), RELEASE_TIMEOUT),

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::api::ApplicationGroupSpec;
-use crate::impact::{self, ImpactError};
-use crate::live::{Row, StatusReport, Verdict};
+use crate::live::report::{Row, StatusReport, Verdict};
+use crate::plan::impact::{self, ImpactError};
 
 /// Why a blocker blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -226,7 +226,7 @@ pub fn why(
     app: &str,
 ) -> Result<Why, ImpactError> {
     let i = impact::find_application(&report.group, spec, app)?;
-    let dag = impact::app_dag(spec);
+    let dag = crate::graph::app_dag(spec);
     let mut out = Why {
         group: report.group.clone(),
         application: app.to_string(),
@@ -345,7 +345,7 @@ impl Why {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::{Observed, StatusReport};
+    use crate::live::report::{Observed, StatusReport};
     use serde_json::{Value, json};
 
     fn spec() -> ApplicationGroupSpec {
@@ -355,7 +355,7 @@ mod tests {
         };
         let mut gated = app("search", &[]);
         gated["spec"]["gate"] = json!(true);
-        crate::defaults::default_spec(
+        crate::admission::defaults::default_spec(
             &serde_json::from_value(json!({"applications": [
                 app("db", &[]), app("cache", &[]), app("api", &["db", "cache"]), gated,
                 app("web", &["api", "search"]),

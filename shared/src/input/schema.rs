@@ -4,12 +4,11 @@
 
 use std::sync::LazyLock;
 
+use crate::input::hints;
 use serde_json::Value;
 
-use crate::names;
-
 static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
-    let crd = crate::api::crd();
+    let crd = crate::api::crd::crd();
     crd.spec
         .versions
         .first()
@@ -31,7 +30,7 @@ pub fn unknown_fields(object: &Value, report: &mut dyn FnMut(String, String)) {
                 value,
                 schema,
                 &mut vec![Step::Key(root)],
-                &mut names::Hints::default(),
+                &mut hints::Hints::default(),
                 report,
             );
         }
@@ -48,7 +47,7 @@ fn walk<'a>(
     value: &'a Value,
     schema: &Value,
     path: &mut Vec<Step<'a>>,
-    hints: &mut names::Hints,
+    hints: &mut hints::Hints,
     report: &mut dyn FnMut(String, String),
 ) {
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {

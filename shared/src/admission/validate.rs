@@ -10,10 +10,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::api::limits;
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, KIND};
+use crate::duration;
 use crate::graph::{self, Dag, Incomplete};
-use crate::names::{self, DNS1123_LABEL_MAX, Hints};
-use crate::{duration, limits, model, schema};
+use crate::input::hints::Hints;
+use crate::input::parse;
+use crate::input::schema;
+use crate::naming;
+use crate::naming::DNS1123_LABEL_MAX;
 
 /// etcd refuses requests over 1.5 MiB (`--max-request-bytes` default), so no larger object can be stored.
 pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -85,8 +90,8 @@ pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
     let Some(old) = old.filter(|_| limits::check(new).is_empty()) else {
         return report;
     };
-    if let Some(old_spec) = model::parse_spec(old).ok()
-        && let Ok(spec) = model::parse_spec(new)
+    if let Some(old_spec) = parse::parse_spec(old).ok()
+        && let Ok(spec) = parse::parse_spec(new)
     {
         compare_with_stored(&old_spec, &spec, &mut report);
     }
@@ -137,7 +142,7 @@ fn validate_one(new: &Value) -> Report {
         return report;
     }
     schema::unknown_fields(new, &mut |path, message| report.error(path, message));
-    match model::parse_spec(new) {
+    match parse::parse_spec(new) {
         Ok(spec) => validate_spec(&spec, &mut report),
         Err(e) => report.error(e.path, e.message),
     }
@@ -197,7 +202,7 @@ pub fn validate_spec(spec: &ApplicationGroupSpec, report: &mut Report) {
     check_release_names(apps, report);
     if let Some(wt) = &spec.workflow_template
         && let Some(ns) = &wt.namespace
-        && !names::is_dns1123_label(ns)
+        && !naming::is_dns1123_label(ns)
     {
         report.error(
             "spec.workflowTemplate.namespace",
@@ -246,7 +251,7 @@ impl Level {
                 continue;
             }
             first.insert(name, i);
-            match names::to_dns1123(name, DNS1123_LABEL_MAX) {
+            match naming::to_dns1123(name, DNS1123_LABEL_MAX) {
                 None => report.error(
                     path(),
                     format!("{what} name {name:?}{owner} has no letters or digits to make a Kubernetes name from"),
@@ -359,7 +364,7 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                 );
             }
             let version = chart.version.as_deref().unwrap_or("");
-            if !crate::release::is_pinned(version) {
+            if !crate::live::helm_release::is_pinned(version) {
                 report.warn(
                     format!("{base}.chart.version"),
                     format!("{who}: chart version {version:?} is not pinned; releases may differ"),
@@ -374,7 +379,7 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
         ),
         Some(release) => {
             if let Some(ns) = &release.target_namespace
-                && !names::is_dns1123_label(ns)
+                && !naming::is_dns1123_label(ns)
             {
                 report.error(
                     format!("{base}.release.targetNamespace"),
@@ -406,7 +411,7 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
             ] {
                 if let Some(value) = value {
                     let path = format!("{base}.release.{block}");
-                    crate::flux_schema::check_block(block, value, &path, &mut |p, m| {
+                    crate::admission::flux_schema::check_block(block, value, &path, &mut |p, m| {
                         report.error(p, format!("{who}: {m}"))
                     });
                 }
@@ -426,8 +431,8 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                         format!("{base}.release.{action}.remediation.retries"),
                         format!(
                             "{who}: negative retries make Flux retry forever; the release step gives up after {} attempts ({})",
-                            crate::argo::UNBOUNDED_RETRIES_ATTEMPTS,
-                            duration::human(Duration::from_secs(crate::argo::step_budget(app)))
+                            crate::emit::argo::UNBOUNDED_RETRIES_ATTEMPTS,
+                            duration::human(Duration::from_secs(crate::emit::argo::step_budget(app)))
                         ),
                     );
                 }
@@ -472,9 +477,9 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
         }
         .check(items, hints, report);
     }
-    let app_key = names::to_dns1123(&app.name, DNS1123_LABEL_MAX);
+    let app_key = naming::to_dns1123(&app.name, DNS1123_LABEL_MAX);
     for (k, sub) in app.spec.subcharts.iter().enumerate() {
-        if app_key.is_some() && names::to_dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
+        if app_key.is_some() && naming::to_dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
             report.error(
                 format!("{base}.subcharts[{k}].name"),
                 format!("subchart {:?} of application {:?} has the same Kubernetes name as its application; the two release steps would collide", sub.name, app.name),
@@ -505,7 +510,7 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
         ),
         (_, Some(ExecutorType::HelmRelease)) => {}
         (_, Some(ExecutorType::Keptn)) => {
-            if model::keptn_config_map(executor).is_none() {
+            if parse::keptn_config_map(executor).is_none() {
                 report.error(
                     format!("{path}.params"),
                     format!("keptn {who} needs params.configMapRef with a name and a namespace"),
@@ -513,23 +518,23 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
             }
         }
         (_, Some(ExecutorType::Custom)) => {
-            if model::custom_image(executor).is_none() {
+            if parse::custom_image(executor).is_none() {
                 report.error(
                     format!("{path}.image"),
                     format!("custom {who} needs image.image, the container image to run"),
                 );
-            } else if model::custom_command(executor).is_none()
-                && !model::custom_command_unusable(executor)
+            } else if parse::custom_command(executor).is_none()
+                && !parse::custom_command_unusable(executor)
             {
                 report.warn(
                     format!("{path}.image.command"),
                     format!(
                         "custom {who} names no command; the step runs {} in its image",
-                        crate::argo::DEFAULT_EXECUTOR_COMMAND
+                        crate::emit::argo::DEFAULT_EXECUTOR_COMMAND
                     ),
                 );
             }
-            if model::custom_command_unusable(executor) {
+            if parse::custom_command_unusable(executor) {
                 report.error(
                     format!("{path}.image.command"),
                     format!(
@@ -545,7 +550,7 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
 fn check_release_names(apps: &[Application], report: &mut Report) {
     let mut seen: HashMap<(String, String), String> = HashMap::new();
     for (i, app) in apps.iter().enumerate() {
-        let releases = model::releases_of(app);
+        let releases = naming::releases_of(app);
         let (subs, own) = releases.split_at(releases.len() - 1);
         let paths = app
             .spec
@@ -716,7 +721,7 @@ mod tests {
 
     #[test]
     fn pinned_versions() {
-        use crate::release::is_pinned;
+        use crate::live::helm_release::is_pinned;
         for v in ["1.2.3", "v1", "6.6.0", "1.12.0-alpha.1", "=1.2.3"] {
             assert!(is_pinned(v), "{v}");
         }
@@ -738,7 +743,7 @@ pub struct Checked {
 
 /// Mutates, then validates `object`, exactly as `kubectl apply` through both webhooks would.
 pub fn check(object: &Value) -> Checked {
-    match crate::defaults::default_object(object) {
+    match crate::admission::defaults::default_object(object) {
         Ok(mutated) => Checked {
             report: validate_object(&mutated, None),
             mutated: Some(mutated),

@@ -6,9 +6,10 @@
 
 use serde_json::Value;
 
+use crate::admission::validate::Violation;
 use crate::api::ExecutorType;
-use crate::validate::Violation;
-use crate::{argo, defaults, model};
+use crate::emit::argo;
+use crate::input::parse;
 
 /// The admin's policy. An empty list allows anything for its field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,10 +38,10 @@ impl Policy {
         if self.is_open() {
             return out;
         }
-        let Ok(spec) = model::parse_spec(object) else {
+        let Ok(spec) = parse::parse_spec(object) else {
             return out; // the rules report why the spec cannot be read
         };
-        let wt = defaults::workflow_settings(&spec);
+        let wt = crate::api::defaults::workflow_settings(&spec);
         let namespace = wt.namespace.unwrap_or_default();
         if !allowed(&self.workflow_namespaces, &namespace, str::eq) {
             out.push(self.denial(
@@ -73,7 +74,7 @@ impl Policy {
                 let path = format!("spec.applications[{i}].spec.workflow[{k}]");
                 match e.executor_type() {
                     Some(ExecutorType::Custom) => {
-                        if let Some(image) = model::custom_image(e) {
+                        if let Some(image) = parse::custom_image(e) {
                             images.push((format!("{path}.image.image"), image));
                         }
                     }

@@ -7,8 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::{AppNode, GraphView, NodeStatus, phase_colour};
+use super::{AppNode, GraphView, phase_colour};
 use crate::duration;
+use crate::live::report::NodeStatus;
 
 /// Margin around the picture.
 const MARGIN: f64 = 24.0;

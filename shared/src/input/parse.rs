@@ -1,12 +1,10 @@
-//! Reading a group out of JSON, and the facts about it that several modules need: the
-//! Kubernetes names each application is released under, and typed executor parameters.
+//! Reading a group out of JSON into the typed API, and the typed executor parameters.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{Application, ApplicationGroupSpec, Executor};
-use crate::limits;
-use crate::names::{self, DNS1123_LABEL_MAX, HELM_RELEASE_NAME_MAX};
+use crate::api::limits;
+use crate::api::{ApplicationGroupSpec, Executor};
 
 /// A spec that does not fit the API types, with the field it broke at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,79 +53,6 @@ fn json_path(root: &str, inner: &str) -> String {
         p if p.starts_with('[') => format!("{root}{p}"),
         p => format!("{root}.{p}"),
     }
-}
-
-/// One Helm release the group makes: an application's chart or one of its subcharts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseName {
-    /// The application.
-    pub application: String,
-    /// The subchart, when this is a subchart's release.
-    pub subchart: Option<String>,
-    /// HelmRelease `metadata.name` and Helm release name.
-    pub name: String,
-    /// Namespace of the HelmRelease and of the release.
-    pub namespace: String,
-}
-
-impl ReleaseName {
-    /// `application "x"` or `subchart "y" of application "x"`.
-    pub fn describe(&self) -> String {
-        match &self.subchart {
-            None => format!("application {:?}", self.application),
-            Some(s) => format!("subchart {s:?} of application {:?}", self.application),
-        }
-    }
-}
-
-/// Name of the HelmRelease of an application's own chart: the application's name, readable,
-/// shortened with a hash suffix only when Helm's 53-character limit requires it.
-pub fn release_name(app: &str) -> String {
-    names::to_dns1123(app, HELM_RELEASE_NAME_MAX)
-        .unwrap_or_else(|| format!("app-{}", names::short_hash(app)))
-}
-
-/// Name of the HelmRelease of a subchart: `<application>-<subchart>`.
-pub fn subchart_release_name(app: &str, subchart: &str) -> String {
-    release_name(&format!("{app}-{subchart}"))
-}
-
-/// Namespace an application is released into: `release.targetNamespace`, else its own name.
-pub fn target_namespace(app: &Application) -> String {
-    app.spec
-        .release
-        .as_ref()
-        .and_then(|r| r.target_namespace.clone())
-        .unwrap_or_else(|| default_namespace(&app.name))
-}
-
-/// The namespace an application gets when it names none.
-pub fn default_namespace(app: &str) -> String {
-    names::to_dns1123(app, DNS1123_LABEL_MAX)
-        .unwrap_or_else(|| format!("app-{}", names::short_hash(app)))
-}
-
-/// Every release an application makes: its subcharts first, then its own chart.
-pub fn releases_of(app: &Application) -> Vec<ReleaseName> {
-    let namespace = target_namespace(app);
-    let mut out: Vec<ReleaseName> = app
-        .spec
-        .subcharts
-        .iter()
-        .map(|s| ReleaseName {
-            application: app.name.clone(),
-            subchart: Some(s.name.clone()),
-            name: subchart_release_name(&app.name, &s.name),
-            namespace: namespace.clone(),
-        })
-        .collect();
-    out.push(ReleaseName {
-        application: app.name.clone(),
-        subchart: None,
-        name: release_name(&app.name),
-        namespace,
-    });
-    out
 }
 
 /// The ConfigMap a keptn executor reads: `params.configMapRef` (or the `configmapRef` spelling of
@@ -195,15 +120,5 @@ mod tests {
         });
         assert_eq!(e.path, "spec.applications[0].spec.chart.url");
         assert!(e.message.contains("expected a string"), "{}", e.message);
-    }
-
-    #[test]
-    fn release_names_are_readable() {
-        assert_eq!(release_name("Product_Page"), "product-page");
-        assert_eq!(
-            subchart_release_name("bookinfo", "reviews"),
-            "bookinfo-reviews"
-        );
-        assert_eq!(release_name(&"x".repeat(60)).len(), HELM_RELEASE_NAME_MAX);
     }
 }

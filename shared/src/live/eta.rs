@@ -9,9 +9,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::ApplicationGroupSpec;
-use crate::argo;
-use crate::impact::app_dag;
-use crate::live::{self, StatusReport, Step, Verdict};
+use crate::emit::argo;
+use crate::graph::app_dag;
+use crate::labels;
+use crate::live::report::{StatusReport, Verdict};
+use crate::live::workflow::{self, Step};
 
 /// The expected time left.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,7 +62,7 @@ impl Eta {
 fn revision_of(workflow: &Value) -> i64 {
     workflow
         .pointer("/metadata/labels")
-        .and_then(|l| l.get(live::REVISION_LABEL))
+        .and_then(|l| l.get(labels::REVISION_LABEL))
         .and_then(Value::as_str)
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
@@ -89,11 +91,11 @@ pub fn expected_durations(
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        for node in live::nodes(wf) {
+        for node in workflow::nodes(wf) {
             if node.phase != "Succeeded" {
                 continue;
             }
-            if let Step::Application(key) = live::classify(name, &node)
+            if let Step::Application(key) = workflow::classify(name, &node)
                 && let Some(app) = by_key.get(&key)
                 && let (Some(start), Some(end)) = (node.started_at, node.finished_at)
             {
@@ -175,7 +177,8 @@ pub fn eta(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::Observed;
+    use crate::live::report::Observed;
+    use crate::time;
     use serde_json::json;
 
     fn spec() -> ApplicationGroupSpec {
@@ -183,7 +186,7 @@ mod tests {
             json!({"name": name, "dependencies": deps, "spec": {
                 "chart": {"url": "https://c", "name": name, "version": "1.0.0"}, "release": {}}})
         };
-        crate::defaults::default_spec(
+        crate::admission::defaults::default_spec(
             &serde_json::from_value(json!({"applications": [
                 app("db", &[]), app("cache", &[]), app("api", &["db", "cache"]), app("web", &["api"]), app("new", &[]),
             ]}))
@@ -207,7 +210,7 @@ mod tests {
                 (format!("{name}-{task}"), n)
             })
             .collect();
-        json!({"metadata": {"name": name, "namespace": "orkestra", "labels": {live::REVISION_LABEL: revision.to_string()}},
+        json!({"metadata": {"name": name, "namespace": "orkestra", "labels": {labels::REVISION_LABEL: revision.to_string()}},
                "status": {"phase": phase, "nodes": nodes}})
     }
 
@@ -248,7 +251,7 @@ mod tests {
         let expected = expected_durations(&spec(), &all, Some("shop-r3"));
         assert_eq!(expected.get("db"), Some(&50.0));
         assert_eq!(expected.get("api"), Some(&60.0));
-        let now = live::parse_time(&t(20)).expect("time");
+        let now = time::parse_time(&t(20)).expect("time");
         let report = StatusReport::build(&Observed {
             group: "shop",
             spec: &spec(),

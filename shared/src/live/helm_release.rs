@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
 /// What the executor applied and now waits for.
@@ -619,6 +620,59 @@ impl Wait {
     /// The deadline passed without a snapshot (e.g. the API kept failing).
     pub fn expire(&self) -> Outcome {
         Outcome::TimedOut(self.last.clone())
+    }
+}
+
+/// How a HelmRelease stands, as [`judge`] decides it (the executor's judgement,
+/// so `status` and the release steps never disagree), with Flux's own words.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseState {
+    /// `True` when released for the current generation and chart version, `False` when failed
+    /// or failing, `Unknown` while Flux works on it; `None` before Flux has looked at it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// The judgement's phase (`Ready`, `Retrying`, `Failed`, `Pending`, ...).
+    pub phase: String,
+    /// Flux's reason (`InstallSucceeded`, `UpgradeFailed`, `Progressing`, ...), or ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Flux's message, or ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// True when Flux has not yet observed the current generation (the condition is old news).
+    pub stale: bool,
+    /// `Stalled=True`: Flux gave up retrying (suggest `flux reconcile --force`).
+    pub stalled: bool,
+}
+
+/// Reads a HelmRelease's readiness, judged against its own generation and chart version.
+pub fn release_state(helm_release: &Value) -> ReleaseState {
+    let j = judge(&Target::from_applied(helm_release), Some(helm_release));
+    let ready_condition = j.conditions.iter().find(|c| c.type_ == "Ready");
+    let stale = j.phase == Phase::Pending && j.reason == NOT_OBSERVED;
+    // While Flux has not caught up, its last Ready condition says more than our "waiting".
+    let (reason, message) = match ready_condition {
+        Some(c) if stale => (c.reason.clone(), c.message.clone()),
+        _ => (j.reason.clone(), j.message.clone()),
+    };
+    let non_empty = |s: String| Some(s).filter(|s| !s.is_empty());
+    let ready = match j.phase {
+        Phase::Ready => Some("True"),
+        Phase::Failed | Phase::Retrying => Some("False"),
+        _ if j.conditions.is_empty() => None,
+        _ => Some("Unknown"),
+    };
+    ReleaseState {
+        ready: ready.map(str::to_string),
+        phase: j.phase.as_str().to_string(),
+        reason: non_empty(reason),
+        message: non_empty(message),
+        stale,
+        stalled: j
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True"),
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! The templates stay small enough to live in the group object: a step's HelmRelease manifest is
 //! not written into it. Our executor reads it from the group's revision (the ControllerRevision
-//! named like the Workflow), built by [`crate::revision::step_manifest`] from the same spec with
+//! named like the Workflow), built by [`crate::emit::manifest::step_manifest`] from the same spec with
 //! [`flux::release_manifest`]; a step only names its chart ([`chart_parameter`]). So a
 //! 1,000-application group still fits etcd's 1.5 MiB, a Workflow releases exactly the manifests of
 //! its revision, no manifest meets the argument size limit or Argo's `{{...}}` substitution.
@@ -18,9 +18,12 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
+use crate::duration;
+use crate::emit::flux;
 use crate::graph::Dag;
-use crate::names::{self, DNS1123_LABEL_MAX};
-use crate::{duration, flux, model};
+use crate::input::parse;
+use crate::naming;
+use crate::naming::DNS1123_LABEL_MAX;
 
 /// Workflow `apiVersion`.
 pub const WORKFLOW_API_VERSION: &str = "argoproj.io/v1alpha1";
@@ -87,8 +90,8 @@ pub struct Settings {
 /// are used, so those get an `N` in front (upper case never occurs in a converted name, so the
 /// prefix cannot collide with another key): `3scale` becomes `N3scale`.
 pub fn app_key(app: &str) -> String {
-    let key = names::to_dns1123(app, DNS1123_LABEL_MAX)
-        .unwrap_or_else(|| format!("x{}", names::short_hash(app)));
+    let key = naming::to_dns1123(app, DNS1123_LABEL_MAX)
+        .unwrap_or_else(|| format!("x{}", naming::short_hash(app)));
     if key.starts_with(|c: char| c.is_ascii_digit()) {
         format!("N{key}")
     } else {
@@ -102,7 +105,7 @@ pub fn template_name(name: String) -> String {
     if name.len() <= ARGO_NAME_MAX {
         return name;
     }
-    let hash = names::short_hash(&name);
+    let hash = naming::short_hash(&name);
     let keep = ARGO_NAME_MAX - hash.len() - 1;
     // Every generated name is ASCII: any byte is a character boundary.
     format!("{}-{hash}", name.get(..keep).unwrap_or_default())
@@ -142,7 +145,7 @@ pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value>
             // A gate: a suspend step after the application's dependencies and before it, which
             // `kubectl orkestra promote` resumes; skipped when the Workflow's `orkestra_gates`
             // parameter is `off` (`promote --full`).
-            let gate = crate::live::gate_task(&app_key(&app.name));
+            let gate = gate_task(&app_key(&app.name));
             let mut gate_task = task(&gate, GATE_TEMPLATE, deps, None);
             gate_task["when"] = json!(format!(
                 "{{{{workflow.parameters.{GATES_PARAMETER}}}}} != off"
@@ -412,7 +415,7 @@ fn executor_call(
     let encoded = format!("{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}");
     match executor.executor_type() {
         Some(ExecutorType::Keptn) => {
-            let (cm_name, cm_namespace) = model::keptn_config_map(executor).unwrap_or_default();
+            let (cm_name, cm_namespace) = parse::keptn_config_map(executor).unwrap_or_default();
             (
                 KEPTN_TEMPLATE.into(),
                 params(&[
@@ -505,7 +508,7 @@ fn dag_template(name: String, tasks: Vec<Value>, parallelism: Option<i64>) -> Va
 
 /// Our executor's release step: it reads the manifest of chart `chart` from the group's revision
 /// (the ControllerRevision named like the Workflow, in its namespace; see
-/// [`crate::revision::step_manifest`]), so the manifest is never an argument: no size limit, and
+/// [`crate::emit::manifest::step_manifest`]), so the manifest is never an argument: no size limit, and
 /// Argo's `{{...}}` substitution never sees the values.
 fn helmrelease_template(image: &str) -> Value {
     container_template(
@@ -553,7 +556,7 @@ fn container_template(name: &str, mut inputs: Vec<Value>, container: Value) -> V
 
 /// A container template running our executor with `--action install|delete` on the `manifest`
 /// input, waiting at most the `timeout` input (rollback removals: their manifests name the
-/// objects only, see [`crate::flux::identity_manifest`]).
+/// objects only, see [`crate::emit::flux::identity_manifest`]).
 pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
     container_template(
         name,
@@ -599,7 +602,7 @@ fn keptn_template() -> Value {
 /// lower-case DNS forms (Argo names the step's pod after it).
 fn custom_template(app: &str, executor: &str) -> String {
     let key =
-        |s: &str| names::to_dns1123(s, DNS1123_LABEL_MAX).unwrap_or_else(|| names::short_hash(s));
+        |s: &str| naming::to_dns1123(s, DNS1123_LABEL_MAX).unwrap_or_else(|| naming::short_hash(s));
     template_name(format!("executor-custom--{}--{}", key(app), key(executor)))
 }
 
@@ -621,16 +624,16 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
                 .as_ref()
                 .and_then(|i| i.get("name"))
                 .and_then(Value::as_str)
-                .filter(|n| names::is_dns1123_label(n))
+                .filter(|n| naming::is_dns1123_label(n))
                 .unwrap_or("executor");
-            let command = model::custom_command(e)
+            let command = parse::custom_command(e)
                 .unwrap_or_else(|| vec![DEFAULT_EXECUTOR_COMMAND.to_string()]);
             out.push(container_template(
                 &name,
                 vec![json!({ "name": "helmrelease" }), json!({ "name": "data" })],
                 json!({
                     "name": container_name,
-                    "image": model::custom_image(e).unwrap_or_default(),
+                    "image": parse::custom_image(e).unwrap_or_default(),
                     "command": command,
                     "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
                     "args": [
@@ -717,6 +720,12 @@ pub fn workflow(group: &str, spec: &ApplicationGroupSpec, meta: &WorkflowMeta) -
         "metadata": { "name": meta.name, "namespace": meta.namespace, "labels": labels },
         "spec": wf_spec,
     })
+}
+
+/// Name of the gate task before an application (upper case: no application key has any, so it
+/// never collides with an application's task).
+pub fn gate_task(app_key: &str) -> String {
+    format!("Gate-{app_key}")
 }
 
 #[cfg(test)]

@@ -1,0 +1,7 @@
+//! Reading what a user wrote: text into Kubernetes objects ([`load`]), an object into the typed
+//! API ([`parse`]), fields the CRD's schema does not know ([`schema`]), and "did you mean" hints.
+
+pub mod hints;
+pub mod load;
+pub mod parse;
+pub mod schema;
