@@ -5,7 +5,7 @@
 //! are thin shells around these functions, so they can never disagree.
 //!
 //! Modules import one way, from the bottom up: [`api`] -> [`input`] -> [`naming`], [`labels`],
-//! [`duration`], [`time`], [`graph`] -> [`emit`] -> [`admission`] -> [`live`] -> [`plan`] ->
+//! [`duration`], [`time`], [`version`], [`graph`] -> [`emit`] -> [`admission`] -> [`live`] -> [`plan`] ->
 //! [`view`].
 
 pub mod admission;
@@ -19,4 +19,5 @@ pub mod live;
 pub mod naming;
 pub mod plan;
 pub mod time;
+pub mod version;
 pub mod view;
