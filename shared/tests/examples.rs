@@ -1,6 +1,6 @@
-//! The custom executor of `examples/bookinfo-executors.yaml` runs as Argo would run it: its
-//! command with the arguments the generated template passes (the parameters substituted as Argo
-//! substitutes them), with a stand-in `curl` on `PATH` that prints what it was asked to do.
+//! The custom executor of `examples/bookinfo-executors.yaml`, run here standing in for Argo: its
+//! command with the arguments the generated template passes (the parameters substituted here the
+//! way Argo substitutes them), with a stand-in `curl` on `PATH` that prints what it was asked to do.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;

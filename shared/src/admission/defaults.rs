@@ -12,7 +12,7 @@ use crate::api::defaults::{
     CHART_VERSION, EXECUTOR_IMAGE, PARALLELISM, RELEASE_INTERVAL, RELEASE_TIMEOUT,
     workflow_settings,
 };
-use crate::api::{ApplicationGroupSpec, ChartRef, Executor, WorkflowTemplate};
+use crate::api::{ApplicationGroupSpec, Executor, WorkflowTemplate};
 use crate::emit::argo::{self, Settings};
 use crate::input::parse::{SpecError, parse_spec};
 use crate::naming;
@@ -34,43 +34,8 @@ pub enum DefaultsError {
 /// The spec with every default filled in and the templates generated.
 pub fn default_spec(spec: &ApplicationGroupSpec) -> ApplicationGroupSpec {
     let mut out = spec.clone();
-    for app in &mut out.applications {
-        if let Some(chart) = app.spec.chart.as_mut() {
-            fill_chart(chart);
-        }
-        if let Some(release) = app.spec.release.as_mut() {
-            release
-                .interval
-                .get_or_insert_with(|| RELEASE_INTERVAL.into());
-            release
-                .timeout
-                .get_or_insert_with(|| RELEASE_TIMEOUT.into());
-            release
-                .target_namespace
-                .get_or_insert_with(|| naming::default_namespace(&app.name));
-        }
-        if app.spec.workflow.is_empty() {
-            app.spec.workflow = vec![Executor::default_helmrelease()];
-        }
-    }
-    let mut wt = workflow_settings(spec);
-    wt.templates = Some(argo::templates(spec, &template_settings(&wt)));
-    out.workflow_template = Some(wt);
+    fill(&mut out, None);
     out
-}
-
-fn template_settings(wt: &WorkflowTemplate) -> Settings {
-    Settings {
-        executor_image: wt
-            .executor_image
-            .clone()
-            .unwrap_or_else(|| EXECUTOR_IMAGE.into()),
-        parallelism: wt.parallelism.unwrap_or(PARALLELISM),
-    }
-}
-
-fn fill_chart(chart: &mut ChartRef) {
-    chart.version.get_or_insert_with(|| CHART_VERSION.into());
 }
 
 /// The object as the mutating webhook would store it: `object` with [`mutation_patch`] applied.
@@ -86,104 +51,173 @@ pub fn default_object(object: &Value) -> Result<Value, DefaultsError> {
 /// generated templates when they differ from the object's. Empty when the object is already
 /// defaulted.
 ///
-/// The patch is built from the typed spec rather than by diffing two copies of the object: no
-/// copy of a large group is made, and every operation is an `add` (which also replaces a `null`).
+/// The patch is recorded while [`fill`] defaults the typed spec, rather than by diffing two
+/// copies of the object: no copy of a large group is made, and every operation is an `add`
+/// (which also replaces a `null`).
 pub fn mutation_patch(object: &Value) -> Result<json_patch::Patch, DefaultsError> {
     if !object.is_object() {
         return Err(DefaultsError::NotAnObject);
     }
-    let spec = parse_spec(object)?;
-    let mut ops = Vec::new();
-    let mut add = |path: &[&str], value: Value| {
-        ops.push(json_patch::PatchOperation::Add(json_patch::AddOperation {
-            path: PointerBuf::from_tokens(path.iter().copied()),
-            value,
-        }));
+    let mut spec = parse_spec(object)?;
+    let mut patch = Recorder {
+        object,
+        ops: Vec::new(),
     };
-    for (i, app) in spec.applications.iter().enumerate() {
+    fill(&mut spec, Some(&mut patch));
+    Ok(json_patch::Patch(patch.ops))
+}
+
+/// The patch operations of a defaulting, against the object the spec was read from.
+struct Recorder<'a> {
+    object: &'a Value,
+    ops: Vec<json_patch::PatchOperation>,
+}
+
+impl Recorder<'_> {
+    fn add(&mut self, path: &[&str], value: Value) {
+        self.ops
+            .push(json_patch::PatchOperation::Add(json_patch::AddOperation {
+                path: PointerBuf::from_tokens(path.iter().copied()),
+                value,
+            }));
+    }
+}
+
+/// Fills every missing default into `spec` and generates its templates: the one place that
+/// decides what is defaulted. With a recorder, each fill is also recorded as an `add` of the
+/// field, in field order.
+fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Recorder<'_>>) {
+    // Templates come from the spec as written (they do not depend on the defaults filled below,
+    // so defaulting a defaulted object changes nothing).
+    let mut wt = workflow_settings(spec);
+    let templates = argo::templates(spec, &template_settings(&wt));
+    for (i, app) in spec.applications.iter_mut().enumerate() {
         let i = i.to_string();
         let base = ["spec", "applications", i.as_str(), "spec"];
-        if let Some(chart) = &app.spec.chart
-            && chart.version.is_none()
-        {
-            add(
-                &[&base[..], &["chart", "version"]].concat(),
-                json!(CHART_VERSION),
+        let mut record = |field: &[&str], value: &str| {
+            if let Some(p) = patch.as_deref_mut() {
+                p.add(&[&base[..], field].concat(), json!(value));
+            }
+        };
+        if let Some(chart) = app.spec.chart.as_mut() {
+            fill_one(
+                &mut chart.version,
+                || CHART_VERSION.into(),
+                |v| {
+                    record(&["chart", "version"], v);
+                },
             );
         }
-        if let Some(release) = &app.spec.release {
-            let namespace = naming::default_namespace(&app.name);
-            for (field, present, value) in [
-                ("interval", release.interval.is_some(), RELEASE_INTERVAL),
-                ("timeout", release.timeout.is_some(), RELEASE_TIMEOUT),
-                (
-                    "targetNamespace",
-                    release.target_namespace.is_some(),
-                    namespace.as_str(),
-                ),
-            ] {
-                if !present {
-                    add(&[&base[..], &["release", field]].concat(), json!(value));
-                }
-            }
+        if let Some(release) = app.spec.release.as_mut() {
+            fill_one(
+                &mut release.interval,
+                || RELEASE_INTERVAL.into(),
+                |v| {
+                    record(&["release", "interval"], v);
+                },
+            );
+            fill_one(
+                &mut release.timeout,
+                || RELEASE_TIMEOUT.into(),
+                |v| {
+                    record(&["release", "timeout"], v);
+                },
+            );
+            let name = app.name.as_str();
+            fill_one(
+                &mut release.target_namespace,
+                || naming::default_namespace(name),
+                |v| record(&["release", "targetNamespace"], v),
+            );
         }
-        // `spec` may be missing (the schema requires it, but mutation runs before the schema
-        // check): then there is no object to add to, and validation reports it.
-        let has_spec = object
-            .pointer(&format!("/spec/applications/{i}/spec"))
-            .is_some_and(Value::is_object);
-        if app.spec.workflow.is_empty() && has_spec {
-            let executor =
-                serde_json::to_value(vec![Executor::default_helmrelease()]).unwrap_or_default();
-            add(&[&base[..], &["workflow"]].concat(), executor);
-        }
-    }
-    let wt = workflow_settings(&spec);
-    let templates = argo::templates(&spec, &template_settings(&wt));
-    match &spec.workflow_template {
-        None => {
-            let mut value = serde_json::to_value(&wt).unwrap_or_default();
-            value["templates"] = Value::Array(templates);
-            add(&["spec", "workflowTemplate"], value);
-        }
-        Some(current) => {
-            let missing = [
-                (
-                    "namespace",
-                    current.namespace.is_none(),
-                    json!(wt.namespace),
-                ),
-                (
-                    "serviceAccountName",
-                    current.service_account_name.is_none(),
-                    json!(wt.service_account_name),
-                ),
-                (
-                    "parallelism",
-                    current.parallelism.is_none(),
-                    json!(wt.parallelism),
-                ),
-                ("podGC", current.pod_gc.is_none(), json!(wt.pod_gc)),
-                (
-                    "executorImage",
-                    current.executor_image.is_none(),
-                    json!(wt.executor_image),
-                ),
-            ];
-            for (field, absent, value) in missing {
-                if absent {
-                    add(&["spec", "workflowTemplate", field], value);
-                }
-            }
-            if current.templates.as_ref() != Some(&templates) {
-                add(
-                    &["spec", "workflowTemplate", "templates"],
-                    Value::Array(templates),
-                );
+        if app.spec.workflow.is_empty() {
+            app.spec.workflow = vec![Executor::default_helmrelease()];
+            // `spec` may be missing (the schema requires it, but mutation runs before the
+            // schema check): then there is no object to add to, and validation reports it.
+            if let Some(p) = patch.as_deref_mut()
+                && p.object
+                    .pointer(&format!("/spec/applications/{i}/spec"))
+                    .is_some_and(Value::is_object)
+            {
+                let executor = serde_json::to_value(&app.spec.workflow).unwrap_or_default();
+                p.add(&[&base[..], &["workflow"]].concat(), executor);
             }
         }
     }
-    Ok(json_patch::Patch(ops))
+    if let Some(p) = patch {
+        record_settings(p, spec.workflow_template.as_ref(), &wt, &templates);
+    }
+    wt.templates = Some(templates);
+    spec.workflow_template = Some(wt);
+}
+
+/// Records the group-level settings `current` lacks (all of `filled` when there is none) and
+/// the templates when they differ from the current ones.
+fn record_settings(
+    patch: &mut Recorder<'_>,
+    current: Option<&WorkflowTemplate>,
+    filled: &WorkflowTemplate,
+    templates: &[Value],
+) {
+    let Some(current) = current else {
+        let mut value = serde_json::to_value(filled).unwrap_or_default();
+        value["templates"] = Value::Array(templates.to_vec());
+        patch.add(&["spec", "workflowTemplate"], value);
+        return;
+    };
+    let missing = [
+        (
+            "namespace",
+            current.namespace.is_none(),
+            json!(filled.namespace),
+        ),
+        (
+            "serviceAccountName",
+            current.service_account_name.is_none(),
+            json!(filled.service_account_name),
+        ),
+        (
+            "parallelism",
+            current.parallelism.is_none(),
+            json!(filled.parallelism),
+        ),
+        ("podGC", current.pod_gc.is_none(), json!(filled.pod_gc)),
+        (
+            "executorImage",
+            current.executor_image.is_none(),
+            json!(filled.executor_image),
+        ),
+    ];
+    for (field, absent, value) in missing {
+        if absent {
+            patch.add(&["spec", "workflowTemplate", field], value);
+        }
+    }
+    if current.templates.as_deref() != Some(templates) {
+        patch.add(
+            &["spec", "workflowTemplate", "templates"],
+            Value::Array(templates.to_vec()),
+        );
+    }
+}
+
+fn template_settings(wt: &WorkflowTemplate) -> Settings {
+    Settings {
+        executor_image: wt
+            .executor_image
+            .clone()
+            .unwrap_or_else(|| EXECUTOR_IMAGE.into()),
+        parallelism: wt.parallelism.unwrap_or(PARALLELISM),
+    }
+}
+
+/// Sets `slot` to `value()` when it is unset, and reports the value set.
+fn fill_one(slot: &mut Option<String>, value: impl FnOnce() -> String, report: impl FnOnce(&str)) {
+    if slot.is_none() {
+        let value = value();
+        report(&value);
+        *slot = Some(value);
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +277,19 @@ mod tests {
     }
 
     #[test]
+    fn the_typed_defaults_and_the_patch_agree() {
+        for object in [
+            group(),
+            json!({"spec": {"applications": [{"name": "a", "spec": {"chart": {"url": "u", "name": "c"}, "release": {}}}],
+                "workflowTemplate": {"namespace": "ops"}}}),
+        ] {
+            let typed = default_spec(&parse_spec(&object).expect("spec"));
+            let patched = parse_spec(&default_object(&object).expect("defaulted")).expect("spec");
+            assert_eq!(typed, patched);
+        }
+    }
+
+    #[test]
     fn patch_only_adds_and_is_empty_the_second_time() {
         let patch = mutation_patch(&group()).unwrap_or_else(|_| json_patch::Patch(vec![]));
         assert!(!patch.0.is_empty());
@@ -266,13 +313,12 @@ mod tests {
 
     #[test]
     fn templates_follow_spec_changes() {
-        let mut once = default_object(&group()).unwrap_or_default();
+        let mut once = default_object(&group()).expect("defaulted");
         once["spec"]["applications"][1]["dependencies"] = json!([]);
-        let again = default_object(&once).unwrap_or_default();
-        assert_eq!(
-            again["spec"]["workflowTemplate"]["templates"][0]["dag"]["tasks"][1]
-                .get("dependencies"),
-            None
-        );
+        let again = default_object(&once).expect("defaulted again");
+        let api_task = &again["spec"]["workflowTemplate"]["templates"][0]["dag"]["tasks"][1];
+        // The task is there, and it no longer depends on db.
+        assert_eq!(api_task["name"], "api");
+        assert_eq!(api_task.get("dependencies"), None);
     }
 }

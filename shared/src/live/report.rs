@@ -211,7 +211,6 @@ pub struct Row {
 }
 
 impl Row {
-    /// The status to overlay on the graph.
     /// The message to show: a failed step's own (the executor's verdict, naming Flux's reason
     /// at the time it failed, while Flux may already be retrying with another message), else
     /// Flux's while the release is not Ready, else the step's.
@@ -229,6 +228,7 @@ impl Row {
         release_message().or_else(|| self.step_message.clone())
     }
 
+    /// The status to overlay on the graph.
     pub fn node_status(&self) -> Option<NodeStatus> {
         let phase = match (&self.step, &self.release) {
             (Some(step), _) => step.clone(),

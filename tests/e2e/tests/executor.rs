@@ -1117,7 +1117,7 @@ async fn five_g_core_workflow_fits_the_argo_crd_schema_and_gives_each_step_its_r
     workflow_calls_the_executor_right("5g-core.yaml").await
 }
 
-/// One step's arguments, substituted as Argo would (the step's parameters and the Workflow's
+/// One step's arguments, substituted here standing in for Argo (the step's parameters and the Workflow's
 /// name and namespace), run the executor as a process against the cluster, reading its manifest
 /// from the group's revision, until the (played) Flux reports Ready. Real steps under the real
 /// Argo and Flux: real_release.rs.

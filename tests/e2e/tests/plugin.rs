@@ -798,8 +798,8 @@ async fn rollback_after_a_failed_release_restores_the_spec_with_a_workflow_remov
             ]),
         "{remove}"
     );
-    // Run the removal step of cache exactly as Argo would: the delete template's command and
-    // args, with the Workflow parameter substituted. The HelmRelease is gone afterwards.
+    // Run the removal step of cache by hand, standing in for Argo: the delete template's command
+    // and args, with the Workflow parameter substituted here. The HelmRelease is gone afterwards.
     let delete = templates
         .iter()
         .find(|t| t["name"] == "executor-helmrelease-delete")
@@ -1275,8 +1275,10 @@ async fn why_names_the_failed_step_impact_lists_dependents_and_audit_finds_old_g
     Ok(())
 }
 
+/// Abort and retry as changes to the Workflow object, with no Argo controller running (the
+/// Workflow status is written here); under the real Argo controller: real_plugin.rs.
 #[tokio::test]
-async fn abort_terminates_and_retry_resets_the_failed_step_as_argo_does() -> Result<()> {
+async fn abort_terminates_and_retry_resets_the_failed_step_in_the_workflow_object() -> Result<()> {
     let cluster = cluster_or_skip!();
     let _lock = CRD_LOCK.read().await;
     let mut scope = cluster.scope("plugin-abort");
