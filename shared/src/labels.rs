@@ -6,8 +6,10 @@ use crate::naming;
 // Ownership and identity of everything a group creates.
 /// The group that owns an object.
 pub const OWNER: &str = "orkestra.azure.microsoft.com/owner";
-/// Always `orkestra`.
+/// Always [`HERITAGE_VALUE`].
 pub const HERITAGE: &str = "orkestra.azure.microsoft.com/heritage";
+/// The value of [`HERITAGE`].
+pub const HERITAGE_VALUE: &str = "orkestra";
 /// The chart a HelmRelease installs.
 pub const CHART: &str = "orkestra.azure.microsoft.com/chart";
 /// The application a HelmRelease belongs to.

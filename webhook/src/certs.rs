@@ -11,8 +11,6 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-use crate::tls::civil_from_days;
-
 /// A CA and a serving certificate signed by it, all PEM.
 #[derive(Debug, Clone)]
 pub struct Minted {
@@ -74,9 +72,8 @@ fn day(offset_days: i64) -> (i32, u8, u8) {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let today = i64::try_from(now / 86_400).unwrap_or(0);
-    let (y, m, d) = civil_from_days(today + offset_days);
-    (i32::try_from(y).unwrap_or(2100), m, d)
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    orkestra::time::utc_date(now.saturating_add(offset_days.saturating_mul(86_400)))
 }
 
 /// `rcgen::date_time_ymd` of [`day`] (a macro because rcgen does not re-export `time`'s type).

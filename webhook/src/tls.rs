@@ -328,55 +328,20 @@ fn parse_time(tag: u8, s: &[u8]) -> Option<i64> {
     if rest.len() != 10 || !rest.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { rest.get(r)?.parse().ok() };
-    let (month, day) = (num(0..2)?, num(2..4)?);
-    let (h, m, sec) = (num(4..6)?, num(6..8)?, num(8..10)?);
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date (year, month, day) of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
-pub fn civil_from_days(z: i64) -> (i64, u8, u8) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    // d is 1..=31 and m 1..=12 by construction.
-    (
-        y,
-        u8::try_from(m).unwrap_or(1),
-        u8::try_from(d).unwrap_or(1),
-    )
+    let at = |r: std::ops::Range<usize>| rest.get(r).unwrap_or_default();
+    orkestra::time::parse_time(&format!(
+        "{year:04}-{}-{}T{}:{}:{}Z",
+        at(0..2),
+        at(2..4),
+        at(4..6),
+        at(6..8),
+        at(8..10)
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_roundtrip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        for z in [-1000, 0, 11_017, 20_000, 50_000, 800_000] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), z);
-        }
-    }
 
     #[test]
     fn reads_not_after_of_rcgen_certs() {
@@ -386,8 +351,8 @@ mod tests {
                 rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
             params.not_after = rcgen::date_time_ymd(y, m, d);
             let cert = params.self_signed(&key).expect("sign");
-            let want = days_from_civil(i64::from(y), i64::from(m), i64::from(d)) * 86_400;
-            assert_eq!(not_after_unix(cert.der()), Some(want), "{y}-{m}-{d}");
+            let want = orkestra::time::parse_time(&format!("{y:04}-{m:02}-{d:02}T00:00:00Z"));
+            assert_eq!(not_after_unix(cert.der()), want, "{y}-{m}-{d}");
         }
     }
 

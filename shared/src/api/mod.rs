@@ -150,7 +150,7 @@ pub struct ChartRef {
 
     /// Exact chart version; `*` (the original default) means "latest" and is warned about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "*"))]
+    #[schemars(extend("default" = defaults::CHART_VERSION))]
     pub version: Option<String>,
 
     /// Secret holding `username`/`password` (and TLS files) for a private repository.
@@ -164,7 +164,7 @@ pub struct ChartRef {
 pub struct Release {
     /// How often Flux reconciles the release (Go duration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("default" = "5m"))]
+    #[schemars(extend("default" = defaults::RELEASE_INTERVAL))]
     pub interval: Option<String>,
 
     /// Namespace the chart is installed into (and where its HelmRelease lives).
@@ -413,6 +413,18 @@ impl ApplicationSpec {
         } else {
             self.workflow.clone()
         }
+    }
+}
+
+impl ChartRef {
+    /// The version asked for: `version`, else the API's default ([`defaults::CHART_VERSION`]).
+    pub fn version_or_default(&self) -> &str {
+        self.version.as_deref().unwrap_or(defaults::CHART_VERSION)
+    }
+
+    /// `name@version`, as plans and views show a chart.
+    pub fn describe(&self) -> String {
+        format!("{}@{}", self.name, self.version_or_default())
     }
 }
 

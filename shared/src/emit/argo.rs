@@ -17,6 +17,7 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use crate::api::defaults::RELEASE_TIMEOUT;
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
 use crate::duration;
 use crate::emit::flux;
@@ -35,8 +36,6 @@ pub const HELMRELEASE_TEMPLATE: &str = "executor-helmrelease";
 pub const KEPTN_TEMPLATE: &str = "executor-keptn";
 /// The keptn executor image the original Orkestra shipped.
 pub const KEPTN_IMAGE: &str = "azureorkestra/keptn-executor:v0.1.0";
-/// Default step timeout, when `release.timeout` is unset.
-pub const DEFAULT_TIMEOUT: &str = "5m";
 /// Argo's limit on template and task names (`workflow/validate`: `workflowFieldMaxLength`).
 pub const ARGO_NAME_MAX: usize = 128;
 /// Time Argo allows a step beyond the executor's own budget: scheduling, image pull, start-up and
@@ -331,7 +330,7 @@ pub fn step_budget(app: &Application) -> u64 {
             .and_then(duration::parse)
             .map_or(fallback, |d| d.as_secs_f64().ceil() as u64)
     };
-    let default_action = duration::parse(DEFAULT_TIMEOUT).map_or(300, |d| d.as_secs());
+    let default_action = duration::parse(RELEASE_TIMEOUT).map_or(300, |d| d.as_secs());
     let action = seconds(release.timeout.as_deref(), default_action);
     let block_timeout = |block: &Option<Value>| {
         seconds(
@@ -532,11 +531,11 @@ fn helmrelease_template(image: &str) -> Value {
 /// Inputs every executor template takes: the executor's `timeout` and Argo's `deadline` (the
 /// template's own `timeout`), with defaults for callers that pass neither.
 fn time_inputs() -> [Value; 2] {
-    let default_deadline = duration::parse(DEFAULT_TIMEOUT)
+    let default_deadline = duration::parse(RELEASE_TIMEOUT)
         .map_or(0, |d| d.as_secs())
         .saturating_add(FLUX_NOTICE_SECONDS + POD_GRACE_SECONDS);
     [
-        json!({ "name": "timeout", "default": DEFAULT_TIMEOUT }),
+        json!({ "name": "timeout", "default": RELEASE_TIMEOUT }),
         json!({ "name": "deadline", "default": format!("{default_deadline}s") }),
     ]
 }

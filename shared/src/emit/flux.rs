@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{Application, Subchart};
 
+use crate::api::defaults::{CHART_VERSION, RELEASE_INTERVAL};
 use crate::labels;
 use crate::naming;
 use crate::naming::DNS1123_LABEL_MAX;
@@ -33,7 +34,7 @@ pub fn helm_repository(group: &str, app: &Application) -> Value {
         "metadata": {
             "name": naming::repository_name(&chart.url),
             "namespace": naming::target_namespace(app),
-            "labels": { labels::OWNER: labels::owner_label(group), labels::HERITAGE: "orkestra" },
+            "labels": { labels::OWNER: labels::owner_label(group), labels::HERITAGE: labels::HERITAGE_VALUE },
         },
         "spec": spec,
     })
@@ -83,7 +84,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
     };
     let mut metadata_labels = json!({
         labels::OWNER: labels::owner_label(group),
-        labels::HERITAGE: "orkestra",
+        labels::HERITAGE: labels::HERITAGE_VALUE,
         labels::APPLICATION: naming::to_dns1123(&app.name, DNS1123_LABEL_MAX).unwrap_or_default(),
         labels::CHART: naming::to_dns1123(&chart_name, DNS1123_LABEL_MAX).unwrap_or_default(),
     });
@@ -97,7 +98,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
     chart_spec.insert("chart".into(), json!(chart_name));
     chart_spec.insert(
         "version".into(),
-        json!(version.unwrap_or_else(|| "*".into())),
+        json!(version.unwrap_or_else(|| CHART_VERSION.into())),
     );
     chart_spec.insert(
         "sourceRef".into(),
@@ -107,7 +108,7 @@ pub fn helm_release(group: &str, app: &Application, subchart: Option<&Subchart>)
     spec.insert("releaseName".into(), json!(name));
     spec.insert(
         "interval".into(),
-        json!(release.interval.unwrap_or_else(|| "5m".into())),
+        json!(release.interval.unwrap_or_else(|| RELEASE_INTERVAL.into())),
     );
     if let Some(timeout) = release.timeout {
         spec.insert("timeout".into(), json!(timeout));

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::api::{API_VERSION, ApplicationGroupSpec, KIND};
 use crate::emit::argo::{self, WorkflowMeta};
 use crate::labels::{GENERATION_LABEL, REVISION_LABEL, WORKFLOW_TYPE_LABEL};
-use crate::labels::{HERITAGE, OWNER};
+use crate::labels::{HERITAGE, HERITAGE_VALUE, OWNER};
 use crate::labels::{PROMOTED_BY, ROLLBACK_OF, WORKFLOW, owner_label};
 use crate::naming::revision_name;
 
@@ -94,7 +94,7 @@ pub fn controller_revision(owner: &Owner, spec: &Value, r: &NewRevision<'_>) -> 
 fn labels(owner: &Owner, r: &NewRevision<'_>) -> Value {
     let mut l = json!({
         OWNER: owner_label(&owner.name),
-        HERITAGE: "orkestra",
+        HERITAGE: HERITAGE_VALUE,
         REVISION_LABEL: r.number.to_string(),
         WORKFLOW_TYPE_LABEL: r.release_type.as_str(),
     });

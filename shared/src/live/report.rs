@@ -341,7 +341,7 @@ impl StatusReport {
         for (i, app) in apps.iter().enumerate() {
             let key = argo::app_key(&app.name);
             let chart = app.spec.chart.clone().unwrap_or_default();
-            let version = chart.version.clone().unwrap_or_else(|| "*".into());
+            let version = chart.version_or_default().to_string();
             let gate_node = by_step.get(&Step::Gate(key.clone()));
             let app_node = by_step.get(&Step::Application(key.clone()));
             let subs = &app.spec.subcharts;

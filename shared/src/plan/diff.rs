@@ -46,8 +46,7 @@ pub struct AppChange {
 }
 
 fn chart_text(app: &Application) -> String {
-    let chart = app.spec.chart.clone().unwrap_or_default();
-    format!("{}@{}", chart.name, chart.version.as_deref().unwrap_or("*"))
+    app.spec.chart.clone().unwrap_or_default().describe()
 }
 
 /// The changes from `from` (none: everything is added) to `to`.

@@ -116,8 +116,12 @@ pub fn find_application(
 }
 
 fn chart_of(spec: &ApplicationGroupSpec, i: usize) -> String {
-    let chart = spec.applications[i].spec.chart.clone().unwrap_or_default();
-    format!("{}@{}", chart.name, chart.version.as_deref().unwrap_or("*"))
+    spec.applications[i]
+        .spec
+        .chart
+        .clone()
+        .unwrap_or_default()
+        .describe()
 }
 
 /// The blast radius of `app` in `spec` (defaulted), and with `to` the promote of that version.
@@ -169,7 +173,7 @@ pub fn impact(
     let promote = to.map(|version| {
         let application = &spec.applications[i];
         let old = application.spec.chart.clone().unwrap_or_default();
-        let old_version = old.version.clone().unwrap_or_else(|| "*".into());
+        let old_version = old.version_or_default().to_string();
         let mut upgraded = Vec::new();
         if old_version != version {
             for rel in naming::releases_of(application) {

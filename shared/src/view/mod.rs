@@ -133,7 +133,7 @@ impl GraphView {
             let chart = app.spec.chart.clone().unwrap_or_default();
             nodes.push(AppNode {
                 name: app.name.clone(),
-                chart: format!("{}@{}", chart.name, chart.version.as_deref().unwrap_or("*")),
+                chart: chart.describe(),
                 dependencies: dag
                     .dependencies(i)
                     .iter()
