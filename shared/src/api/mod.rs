@@ -21,6 +21,7 @@ use serde_json::Value;
 pub mod crd;
 pub mod defaults;
 pub mod limits;
+pub mod resources;
 
 /// API group of the ApplicationGroup kind.
 pub const GROUP: &str = "orkestra.azure.microsoft.com";

@@ -27,7 +27,7 @@ use crate::naming;
 use crate::naming::DNS1123_LABEL_MAX;
 
 /// Workflow `apiVersion`.
-pub const WORKFLOW_API_VERSION: &str = "argoproj.io/v1alpha1";
+pub const WORKFLOW_API_VERSION: &str = crate::api::resources::WORKFLOW.api_version;
 /// Name of the entry DAG template.
 pub const ENTRYPOINT: &str = "entry";
 /// Template of our HelmRelease executor.

@@ -6,14 +6,15 @@ use serde_json::{Map, Value, json};
 use crate::api::{Application, Subchart};
 
 use crate::api::defaults::{CHART_VERSION, RELEASE_INTERVAL};
+use crate::api::resources::{HELM_RELEASE, HELM_REPOSITORY};
 use crate::labels;
 use crate::naming;
 use crate::naming::DNS1123_LABEL_MAX;
 
 /// apiVersion of the HelmRelease we emit.
-pub const HELM_RELEASE_API_VERSION: &str = "helm.toolkit.fluxcd.io/v2";
+pub const HELM_RELEASE_API_VERSION: &str = HELM_RELEASE.api_version;
 /// apiVersion of the HelmRepository we emit.
-pub const HELM_REPOSITORY_API_VERSION: &str = "source.toolkit.fluxcd.io/v1";
+pub const HELM_REPOSITORY_API_VERSION: &str = HELM_REPOSITORY.api_version;
 
 /// The HelmRepository an application's chart comes from, in the application's namespace (so the
 /// HelmRelease needs no cross-namespace reference).

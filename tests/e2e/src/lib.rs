@@ -47,10 +47,11 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Status;
 use kube::{Client, Config};
+use orkestra::api::resources;
 use tokio::io::AsyncWriteExt as _;
 
 /// Label carried by every object a test creates; its value is the test's [`TestScope::id`]. Webhook
@@ -59,7 +60,7 @@ use tokio::io::AsyncWriteExt as _;
 pub const TEST_LABEL: &str = "e2e.orkestra.azure.microsoft.com/test";
 
 /// API group of ApplicationGroups.
-pub const ORKESTRA_GROUP: &str = "orkestra.azure.microsoft.com";
+pub const ORKESTRA_GROUP: &str = orkestra::api::GROUP;
 
 /// How long a test waits for something the apiserver does asynchronously (webhook configuration
 /// propagation, CRD discovery). Generous: the machine has 2 cores and compiles while tests run.
@@ -67,51 +68,32 @@ pub const ASYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `orkestra.azure.microsoft.com/v1alpha1` `applicationgroups` (cluster-scoped).
 pub fn applicationgroup_resource() -> ApiResource {
-    resource(
-        ORKESTRA_GROUP,
-        "v1alpha1",
-        "ApplicationGroup",
-        "applicationgroups",
-    )
+    resources::APPLICATION_GROUP.api_resource()
 }
 
 /// Argo `argoproj.io/v1alpha1` `workflows` (namespaced).
 pub fn workflow_resource() -> ApiResource {
-    resource("argoproj.io", "v1alpha1", "Workflow", "workflows")
+    resources::WORKFLOW.api_resource()
 }
 
-/// Argo `argoproj.io/v1alpha1` `workflowtemplates` (namespaced).
+/// Argo `argoproj.io/v1alpha1` `workflowtemplates` (namespaced; only tests use them).
 pub fn workflow_template_resource() -> ApiResource {
-    resource(
-        "argoproj.io",
-        "v1alpha1",
-        "WorkflowTemplate",
-        "workflowtemplates",
-    )
+    resources::ResourceType {
+        api_version: resources::WORKFLOW.api_version,
+        kind: "WorkflowTemplate",
+        plural: "workflowtemplates",
+    }
+    .api_resource()
 }
 
 /// Flux `helm.toolkit.fluxcd.io/v2` `helmreleases` (namespaced).
 pub fn helmrelease_resource() -> ApiResource {
-    resource(
-        "helm.toolkit.fluxcd.io",
-        "v2",
-        "HelmRelease",
-        "helmreleases",
-    )
+    resources::HELM_RELEASE.api_resource()
 }
 
 /// Flux `source.toolkit.fluxcd.io/v1` `helmrepositories` (namespaced).
 pub fn helmrepository_resource() -> ApiResource {
-    resource(
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "HelmRepository",
-        "helmrepositories",
-    )
-}
-
-fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    resources::HELM_REPOSITORY.api_resource()
 }
 
 /// The test cluster for this test binary, or `None` when end-to-end tests are to be skipped. On a
