@@ -464,6 +464,16 @@ impl Dag {
     }
 }
 
+/// The dependency DAG of an application's subcharts.
+pub fn subchart_dag(app: &crate::api::Application) -> Dag {
+    Dag::new(
+        app.spec
+            .subcharts
+            .iter()
+            .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
+    )
+}
+
 /// The dependency DAG of a group's applications.
 pub fn app_dag(spec: &crate::api::ApplicationGroupSpec) -> Dag {
     Dag::new(

@@ -21,7 +21,7 @@ use crate::api::defaults::RELEASE_TIMEOUT;
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
 use crate::duration;
 use crate::emit::flux;
-use crate::graph::Dag;
+use crate::graph::{self, Dag};
 use crate::input::parse;
 use crate::naming;
 use crate::naming::DNS1123_LABEL_MAX;
@@ -115,24 +115,25 @@ pub fn app_template(app: &str) -> String {
     template_name(format!("app-{}", app_key(app)))
 }
 
+/// The task names (keys) of what node `i` of `dag` depends on.
+fn dependency_keys(dag: &Dag, i: usize) -> Vec<String> {
+    dag.dependencies(i)
+        .iter()
+        .map(|&d| app_key(dag.name(d)))
+        .collect()
+}
+
 /// Every template that releases the group, in a stable order: `entry`, the application DAGs,
 /// then the executor containers.
 pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
     let apps = &spec.applications;
-    let dag = Dag::new(
-        apps.iter()
-            .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
-    );
+    let dag = graph::app_dag(spec);
     let entry_tasks: Vec<Value> = apps
         .iter()
         .enumerate()
         .filter(|(i, _)| dag.is_first(*i))
         .flat_map(|(i, app)| {
-            let deps: Vec<String> = dag
-                .dependencies(i)
-                .iter()
-                .map(|&d| app_key(dag.name(d)))
-                .collect();
+            let deps: Vec<String> = dependency_keys(&dag, i);
             if app.spec.gate != Some(true) {
                 return vec![task(
                     &app_key(&app.name),
@@ -232,10 +233,7 @@ fn application_templates(app: &Application, used: &mut Vec<ExecutorType>) -> Vec
         }
     }
     let subs = &app.spec.subcharts;
-    let sub_dag = Dag::new(
-        subs.iter()
-            .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
-    );
+    let sub_dag = graph::subchart_dag(app);
     let mut tasks = Vec::new();
     let mut extra = Vec::new();
     let mut sub_keys = Vec::new();
@@ -244,11 +242,7 @@ fn application_templates(app: &Application, used: &mut Vec<ExecutorType>) -> Vec
             continue;
         }
         let key = app_key(&sub.name);
-        let deps = sub_dag
-            .dependencies(k)
-            .iter()
-            .map(|&d| app_key(sub_dag.name(d)))
-            .collect();
+        let deps = dependency_keys(&sub_dag, k);
         tasks.push(chart_task(
             app,
             Some(sub),
@@ -302,11 +296,7 @@ fn chart_task(
         .filter(|(i, _)| exec_dag.is_first(*i))
         .map(|(i, e)| {
             let (template, args) = executor_call(app, e, &param, &time);
-            let deps = exec_dag
-                .dependencies(i)
-                .iter()
-                .map(|&d| app_key(exec_dag.name(d)))
-                .collect();
+            let deps = dependency_keys(&exec_dag, i);
             task(&app_key(&e.name), &template, deps, Some(args))
         })
         .collect();

@@ -7,19 +7,14 @@ use crate::api::ApplicationGroupSpec;
 use crate::api::defaults::{EXECUTOR_IMAGE, RELEASE_TIMEOUT, workflow_settings};
 use crate::emit::revision::{self, NewRevision, Owner};
 use crate::emit::{argo, flux};
-use crate::graph::Dag;
+use crate::graph;
 
 /// Applications of `current` that `target` lacks, dependents before their dependencies.
 pub fn removed_in_reverse(
     current: &ApplicationGroupSpec,
     target: &ApplicationGroupSpec,
 ) -> Vec<usize> {
-    let dag = Dag::new(
-        current
-            .applications
-            .iter()
-            .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
-    );
+    let dag = graph::app_dag(current);
     let order = dag
         .reverse_order()
         .unwrap_or_else(|| (0..current.applications.len()).rev().collect());

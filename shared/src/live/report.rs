@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::ApplicationGroupSpec;
 use crate::emit::argo;
-use crate::graph::Dag;
+use crate::graph;
 use crate::labels::{REVISION_LABEL, WORKFLOW_TYPE_LABEL};
 use crate::live::helm_release::{ReleaseState, release_state};
 use crate::live::workflow::{ArgoNode, Step, classify, nodes, nodes_unavailable, step_message};
@@ -332,10 +332,7 @@ impl StatusReport {
             })
             .collect();
         let apps = &o.spec.applications;
-        let dag = Dag::new(
-            apps.iter()
-                .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
-        );
+        let dag = graph::app_dag(o.spec);
         let levels = dag.levels().unwrap_or_else(|| vec![0; apps.len()]);
         let mut rows = Vec::new();
         for (i, app) in apps.iter().enumerate() {
@@ -345,10 +342,7 @@ impl StatusReport {
             let gate_node = by_step.get(&Step::Gate(key.clone()));
             let app_node = by_step.get(&Step::Application(key.clone()));
             let subs = &app.spec.subcharts;
-            let sub_dag = Dag::new(
-                subs.iter()
-                    .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
-            );
+            let sub_dag = graph::subchart_dag(app);
             let sub_levels = sub_dag.levels().unwrap_or_else(|| vec![0; subs.len()]);
             for rel in naming::releases_of(app) {
                 let release = releases

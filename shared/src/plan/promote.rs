@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::api::ApplicationGroupSpec;
-use crate::graph::Dag;
+use crate::graph;
 use crate::plan::diff::{AppChange, changes, write_changes};
 
 /// The plan of a promote.
@@ -25,11 +25,7 @@ pub struct PromotePlan {
 }
 
 pub(crate) fn waves(spec: &ApplicationGroupSpec) -> Vec<Vec<String>> {
-    let dag = Dag::new(
-        spec.applications
-            .iter()
-            .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
-    );
+    let dag = graph::app_dag(spec);
     dag.waves()
         .unwrap_or_default()
         .into_iter()
@@ -101,32 +97,7 @@ impl PromotePlan {
 mod tests {
     use super::*;
     use crate::plan::diff::ChangeKind;
-    use serde_json::{Value, json};
-
-    fn spec(v: Value) -> ApplicationGroupSpec {
-        serde_json::from_value(v).expect("spec")
-    }
-
-    fn app(name: &str, deps: &[&str], version: &str, values: Value) -> Value {
-        json!({"name": name, "dependencies": deps, "spec": {"chart": {"url": "https://c", "name": name, "version": version}, "release": {"targetNamespace": name, "values": values}}})
-    }
-
-    fn old() -> ApplicationGroupSpec {
-        spec(
-            json!({"applications": [app("db", &[], "1.0.0", json!({"a": 1})), app("api", &["db"], "1.0.0", json!({}))],
-            "workflowTemplate": {"templates": [{"name": "entry", "dag": {"tasks": [{"name": "db", "template": "app-db"}]}}]}}),
-        )
-    }
-
-    fn new() -> ApplicationGroupSpec {
-        spec(json!({"applications": [
-            app("db", &[], "1.1.0", json!({"a": 2, "b": {"c": true}})),
-            app("api", &["db"], "1.0.0", json!({})),
-            app("cache", &["db"], "1.0.0", json!({})),
-            {"name": "web", "dependencies": ["cache", "api"], "spec": {"gate": true, "chart": {"url": "https://c", "name": "web", "version": "2.0.0"}, "release": {"targetNamespace": "web"},
-                "subcharts": [{"name": "ui"}, {"name": "edge", "dependencies": ["ui"]}]}},
-        ]}))
-    }
+    use crate::plan::fixtures::{new, old};
 
     #[test]
     fn promote_plan_shows_waves_changes_and_gates() {

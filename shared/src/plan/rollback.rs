@@ -77,32 +77,8 @@ mod tests {
     use super::*;
     use crate::emit::revision::{NewRevision, Owner, ReleaseType};
     use crate::emit::rollback::{DELETE_TEMPLATE, ROLLBACK_ENTRYPOINT, rollback_workflow};
+    use crate::plan::fixtures::{new, old};
     use serde_json::{Value, json};
-
-    fn spec(v: Value) -> ApplicationGroupSpec {
-        serde_json::from_value(v).expect("spec")
-    }
-
-    fn app(name: &str, deps: &[&str], version: &str, values: Value) -> Value {
-        json!({"name": name, "dependencies": deps, "spec": {"chart": {"url": "https://c", "name": name, "version": version}, "release": {"targetNamespace": name, "values": values}}})
-    }
-
-    fn old() -> ApplicationGroupSpec {
-        spec(
-            json!({"applications": [app("db", &[], "1.0.0", json!({"a": 1})), app("api", &["db"], "1.0.0", json!({}))],
-            "workflowTemplate": {"templates": [{"name": "entry", "dag": {"tasks": [{"name": "db", "template": "app-db"}]}}]}}),
-        )
-    }
-
-    fn new() -> ApplicationGroupSpec {
-        spec(json!({"applications": [
-            app("db", &[], "1.1.0", json!({"a": 2, "b": {"c": true}})),
-            app("api", &["db"], "1.0.0", json!({})),
-            app("cache", &["db"], "1.0.0", json!({})),
-            {"name": "web", "dependencies": ["cache", "api"], "spec": {"gate": true, "chart": {"url": "https://c", "name": "web", "version": "2.0.0"}, "release": {"targetNamespace": "web"},
-                "subcharts": [{"name": "ui"}, {"name": "edge", "dependencies": ["ui"]}]}},
-        ]}))
-    }
 
     #[test]
     fn rollback_removes_added_applications_in_reverse_then_reapplies() {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::api::ApplicationGroupSpec;
 use crate::duration;
-use crate::graph::Dag;
+use crate::graph;
 use crate::live::report::NodeStatus;
 use crate::naming;
 
@@ -113,20 +113,14 @@ impl GraphView {
         status: &dyn Fn(&str, Option<&str>) -> Option<NodeStatus>,
     ) -> Result<Self, ViewError> {
         let apps = &spec.applications;
-        let dag = Dag::new(
-            apps.iter()
-                .map(|a| (a.name.as_str(), a.dependencies.iter().map(String::as_str))),
-        );
+        let dag = graph::app_dag(spec);
         let levels = dag
             .levels()
             .ok_or_else(|| ViewError::Cyclic(format!("group {group:?}")))?;
         let mut nodes = Vec::with_capacity(apps.len());
         for (i, app) in apps.iter().enumerate() {
             let subs = &app.spec.subcharts;
-            let sub_dag = Dag::new(
-                subs.iter()
-                    .map(|s| (s.name.as_str(), s.dependencies.iter().map(String::as_str))),
-            );
+            let sub_dag = graph::subchart_dag(app);
             let sub_levels = sub_dag.levels().ok_or_else(|| {
                 ViewError::Cyclic(format!("application {:?}'s subcharts", app.name))
             })?;
