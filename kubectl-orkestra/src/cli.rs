@@ -11,9 +11,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     bin_name = "kubectl orkestra",
     version,
     about,
+    after_help = crate::exit::HELP,
     propagate_version = true
 )]
 pub struct Cli {
+    /// kubectl's global flags, also accepted before the subcommand as kubectl passes them
+    /// (`kubectl orkestra --context x -n ns status g`); clap hands their values down to the
+    /// subcommand's own flags of the same name, which the commands read.
+    #[command(flatten)]
+    pub kube: crate::client::KubeArgs,
+
+    /// Namespace of the group's Workflows (default: the group's spec.workflowTemplate.namespace).
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", help_heading = crate::client::HEADING)]
+    pub namespace: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -160,7 +171,7 @@ impl From<GraphOutput> for orkestra::view::Format {
 pub enum ExecutorCommand {
     /// Apply a Flux HelmRelease (and its HelmRepository) and wait until Flux has released exactly
     /// that spec, or delete one and wait until it is gone. Exit codes: 0 released (or deleted),
-    /// 1 release failed, 2 timeout, 3 usage or API error.
+    /// 1 release failed, 2 usage or API error, 3 timeout.
     Helmrelease(HelmReleaseExecutorArgs),
 }
 

@@ -9,27 +9,30 @@ use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+/// The help heading of kubectl's flags.
+pub const HEADING: &str = "Kubectl flags";
+
 /// kubectl's connection flags. `KUBECONFIG` (a path list) is read by kube itself, as kubectl does.
 #[derive(Debug, Clone, Default, Args)]
 pub struct KubeArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 
     /// The kubeconfig context to use.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "NAME")]
     pub context: Option<String>,
 
     /// The kubeconfig cluster to use.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "NAME")]
     pub cluster: Option<String>,
 
     /// The kubeconfig user to use.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "NAME")]
     pub user: Option<String>,
 
     /// How long to wait for one request to the API server (e.g. 30s, 1m; 0 means no limit).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    #[arg(long, global = true, help_heading = HEADING, value_name = "DURATION", value_parser = parse_timeout)]
     pub request_timeout: Option<Duration>,
 }
 

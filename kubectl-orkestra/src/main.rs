@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod commands;
 mod complete;
+mod exit;
 mod input;
 mod output;
 
@@ -31,13 +32,7 @@ fn main() -> ExitCode {
             if !err.use_stderr() {
                 return ExitCode::SUCCESS; // --help, --version
             }
-            // In a Workflow step, exit 2 means "timed out": a bad executor flag is an error (3).
-            let executor = std::env::args().nth(1).is_some_and(|a| a == "executor");
-            return ExitCode::from(if executor {
-                commands::executor::EXIT_ERROR
-            } else {
-                commands::EXIT_USAGE
-            });
+            return ExitCode::from(exit::EXIT_ERROR);
         }
     };
     match commands::run(cli) {
@@ -51,7 +46,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let _ = writeln!(io::stderr(), "error: {err:#}");
-            ExitCode::from(commands::EXIT_USAGE)
+            ExitCode::from(exit::EXIT_ERROR)
         }
     }
 }

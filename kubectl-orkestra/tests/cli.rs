@@ -248,7 +248,7 @@ fn crd_subcommand_prints_the_checked_in_crd() {
 fn help_and_completion() {
     let help = run(&["--help"], None);
     assert!(
-        stdout(&help).contains("Usage: kubectl orkestra <COMMAND>"),
+        stdout(&help).contains("Usage: kubectl orkestra [OPTIONS] <COMMAND>"),
         "{}",
         stdout(&help)
     );
@@ -263,14 +263,19 @@ fn help_and_completion() {
 }
 
 #[test]
-fn bad_flags_are_usage_errors_except_in_the_executor() {
+fn bad_flags_are_usage_errors_in_the_plugin_and_the_executor_alike() {
     assert_eq!(run(&["validate", "--bogus"], None).status.code(), Some(2));
-    // Argo reads the executor's exit code: 2 is a timeout, 3 an error.
+    // One scheme for both: 2 an error, 3 a timeout (Argo shows the executor's code).
     assert_eq!(
         run(&["executor", "helmrelease", "--bogus"], None)
             .status
             .code(),
-        Some(3)
+        Some(2)
+    );
+    let help = stdout(&run(&["--help"], None));
+    assert!(
+        help.contains("Exit codes: 0 done (valid, released), 1 invalid or release failed, 2 usage, I/O or API error, 3 timed out."),
+        "{help}"
     );
 }
 
@@ -429,4 +434,128 @@ fn reader_limits_are_told_in_words() {
         stdout(&out),
         format!("{file}: too many YAML values: at most 250000 in one input\n")
     );
+}
+
+// === kubectl's global flags, before the subcommand as after it ===
+
+/// A kubeconfig with one context `first` (cluster `one`, nothing listening).
+fn kubeconfig(dir: &Scratch) -> String {
+    let path = dir.path("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: first\n\
+         clusters: [{name: one, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         contexts: [{name: first, context: {cluster: one, user: me, namespace: team}}]\n\
+         users: [{name: me, user: {token: abc}}]\n",
+    )
+    .expect("write");
+    path
+}
+
+#[test]
+fn kubectl_flags_before_the_subcommand_reach_the_client() {
+    let dir = Scratch::new("globals");
+    let config = kubeconfig(&dir);
+    let loading = format!("error: loading kubeconfig {config}: ");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--context", "second"],
+            "failed to load current context: second",
+        ),
+        (
+            &["--cluster", "two"],
+            "failed to load the cluster of context: two",
+        ),
+        (
+            &["--context=second", "-n", "ns"],
+            "failed to load current context: second",
+        ),
+        (
+            &["-n", "ns", "--context", "second"],
+            "failed to load current context: second",
+        ),
+    ];
+    for (flags, want) in cases {
+        for command in [
+            &["status", "g"][..],
+            &["history", "g"],
+            &["promote", "g"],
+            &["audit"],
+        ] {
+            let mut args = vec!["--kubeconfig", config.as_str()];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(command);
+            let out = run_bounded(&args, 20);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            assert_eq!(stderr(&out), format!("{loading}{want}\n"), "{args:?}");
+        }
+    }
+    // After the subcommand, as before; the later of two wins, as in kubectl.
+    let out = run_bounded(
+        &[
+            "--context",
+            "first",
+            "status",
+            "g",
+            "--kubeconfig",
+            &config,
+            "--context",
+            "second",
+        ],
+        20,
+    );
+    assert_eq!(
+        stderr(&out),
+        format!("{loading}failed to load current context: second\n")
+    );
+    let missing = dir.path("missing");
+    let out = run_bounded(&["--kubeconfig", &missing, "-n", "ns", "why", "a", "g"], 20);
+    assert!(
+        stderr(&out).starts_with(&format!("error: reading kubeconfig {missing}: ")),
+        "{}",
+        stderr(&out)
+    );
+    // The executor, two levels down, reads them too.
+    let out = run_bounded(
+        &[
+            "--kubeconfig",
+            &missing,
+            "executor",
+            "helmrelease",
+            "--action",
+            "install",
+            "--manifest",
+            "{}",
+        ],
+        20,
+    );
+    assert!(
+        stderr(&out).contains(&format!("reading kubeconfig {missing}: ")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn request_timeout_before_the_subcommand_is_checked() {
+    let out = run(&["--request-timeout", "soon", "status", "g"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(
+            "error: invalid value 'soon' for '--request-timeout <DURATION>': \"soon\" is not a duration"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let help = stdout(&run(&["--help"], None));
+    for flag in [
+        "--kubeconfig",
+        "--context",
+        "--cluster",
+        "--user",
+        "--request-timeout",
+        "-n, --namespace",
+    ] {
+        assert!(help.contains(flag), "{flag} in:\n{help}");
+    }
 }

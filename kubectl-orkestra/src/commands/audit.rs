@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::cluster::{self, APPLICATION_GROUP, Cluster};
 use super::validate::{findings, violations};
-use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::AuditArgs;
+use crate::exit::{EXIT_FAILED, EXIT_OK};
 use crate::output::{write_stderr, write_stdout};
 
 pub fn run(args: &AuditArgs) -> Result<ExitCode> {
@@ -47,7 +47,7 @@ pub fn run(args: &AuditArgs) -> Result<ExitCode> {
         Ok(ExitCode::from(if invalid == 0 {
             EXIT_OK
         } else {
-            EXIT_INVALID
+            EXIT_FAILED
         }))
     })
 }

@@ -488,37 +488,6 @@ pub fn assemble(
     }
 }
 
-/// Aligned columns, kubectl style: upper-case headers, three spaces between columns.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        let last = cells.len().saturating_sub(1);
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            l.push_str(c);
-            if i < last {
-                let pad = widths[i] + 3 - c.chars().count();
-                l.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row.clone());
-    }
-    out
-}
-
 /// Writes `value` as JSON or YAML; `false` when the format is a table (the caller prints it).
 pub fn write_structured<T: Serialize>(value: &T, output: ClusterOutput) -> Result<bool> {
     match output {
@@ -577,8 +546,3 @@ pub fn colour() -> bool {
 pub fn colour_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
-
-/// Exit code of `--wait` when the release failed.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit code of `--wait` when the timeout passed first.
-pub const EXIT_TIMEOUT: u8 = 3;

@@ -8,8 +8,8 @@
 //!   generation and chart version, failed for good, or the `--timeout` (the whole step's) is up.
 //! - `delete`: delete the HelmRelease and wait until it is gone; on timeout, say what is left.
 //!
-//! One JSON line per state change on stderr. Exit codes: 0 released (or deleted), 1 release
-//! failed, 2 timeout, 3 usage or API error. No API discovery: the resources are fixed.
+//! One JSON line per state change on stderr. Exit codes (`crate::exit`): 0 released (or deleted),
+//! 1 release failed, 2 usage or API error, 3 timeout. No API discovery: the resources are fixed.
 
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -30,15 +30,9 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::{ExecutorAction, ExecutorCommand, HelmReleaseExecutorArgs};
 use crate::client::KubeArgs;
-
-/// Released, or deleted.
-pub const EXIT_DONE: u8 = 0;
-/// Flux reports a terminal failure.
-pub const EXIT_FAILED: u8 = 1;
-/// Time is up.
-pub const EXIT_TIMEOUT: u8 = 2;
-/// Bad arguments or manifest, or an API error that waiting does not cure.
-pub const EXIT_ERROR: u8 = 3;
+// Released or deleted; Flux failed for good; bad input or an API error waiting does not cure;
+// time is up.
+use crate::exit::{EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT};
 
 /// Owner of every field the executor applies, stable across runs so re-applies replace ours.
 pub const FIELD_MANAGER: &str = "orkestra-executor";
@@ -92,7 +86,7 @@ fn helmrelease(args: &HelmReleaseExecutorArgs, kube: &KubeArgs) -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::from(EXIT_DONE),
+        Ok(()) => ExitCode::from(EXIT_OK),
         Err(stop) => log.end(stop),
     }
 }

@@ -10,8 +10,8 @@ use orkestra::view::GraphView;
 
 use super::cluster::{self, Cluster};
 use super::watch::Live;
-use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::{FileArgs, GraphArgs};
+use crate::exit::{EXIT_FAILED, EXIT_OK};
 use crate::input;
 use crate::output::{write_stderr, write_stdout};
 use orkestra::input::parse;
@@ -86,7 +86,7 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
             Ok(d) => d,
             Err(e) => {
                 write_stderr(&format!("{}: {}\n", source.name, e.message));
-                code = EXIT_INVALID;
+                code = EXIT_FAILED;
                 continue;
             }
         };
@@ -97,7 +97,7 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
                 for v in &checked.report.errors {
                     write_stderr(&format!("{}: {v}\n", doc.name()));
                 }
-                code = EXIT_INVALID;
+                code = EXIT_FAILED;
                 continue;
             }
             let object = checked.mutated.as_ref().unwrap_or(&doc.value);

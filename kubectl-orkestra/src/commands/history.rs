@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::cluster::{self, CONTROLLER_REVISION, Cluster, WORKFLOW};
 use crate::cli::{ClusterOutput, HistoryArgs};
-use crate::output::write_stdout;
+use crate::output::{table, write_stdout};
 use orkestra::labels;
 use orkestra::live::revision;
 use orkestra::view::history;
@@ -48,7 +48,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
         }
         let now = cluster::now();
         let wide = args.output == ClusterOutput::Wide;
-        let table: Vec<Vec<String>> = rows
+        let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
                 let kind = match r.rollback_of {
@@ -88,7 +88,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
                 ]
             })
             .collect();
-        write_stdout(&cluster::table(
+        write_stdout(&table(
             &[
                 "REVISION",
                 if wide { "CREATED" } else { "AGE" },
@@ -98,7 +98,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
                 "WORKFLOW",
                 "PHASE",
             ],
-            &table,
+            &cells,
         ))?;
         Ok(ExitCode::SUCCESS)
     })

@@ -9,7 +9,7 @@ use crate::cli::{Cli, Command};
 mod audit;
 mod cluster;
 mod control;
-pub mod executor;
+mod executor;
 mod graph;
 mod history;
 mod impact;
@@ -19,13 +19,6 @@ mod status;
 mod validate;
 mod watch;
 mod why;
-
-/// Everything valid.
-pub const EXIT_OK: u8 = 0;
-/// Something invalid (or a release failed).
-pub const EXIT_INVALID: u8 = 1;
-/// Usage or I/O error.
-pub const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {

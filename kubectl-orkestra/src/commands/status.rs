@@ -11,10 +11,11 @@ use anyhow::Result;
 use orkestra::live::report::{StatusReport, Verdict};
 use orkestra::view::GraphView;
 
-use super::cluster::{self, Cluster, EXIT_FAILED, EXIT_TIMEOUT, Observation};
+use super::cluster::{self, Cluster, Observation};
 use super::watch::Live;
 use crate::cli::{ClusterOutput, StatusArgs, WaitArgs};
-use crate::output::{write_stderr, write_stdout};
+use crate::exit::{EXIT_FAILED, EXIT_TIMEOUT};
+use crate::output::{self, write_stderr, write_stdout};
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     super::block_on(async {
@@ -300,7 +301,7 @@ fn table(r: &StatusReport, wide: bool) -> String {
             cells
         })
         .collect();
-    s.push_str(&cluster::table(&headers, &rows));
+    s.push_str(&output::table(&headers, &rows));
     if !r.removals.is_empty() {
         let removals: Vec<String> = r.removals.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "\nRemovals:         {}", removals.join(", "));

@@ -9,8 +9,8 @@ use orkestra::api::KIND;
 use orkestra::admission::validate::{self, Violation};
 use serde_json::{Value, json};
 
-use super::{EXIT_INVALID, EXIT_OK};
 use crate::cli::{ValidateArgs, ValidateOutput};
+use crate::exit::{EXIT_FAILED, EXIT_OK};
 use crate::input;
 use crate::output::{write_stderr, write_stdout};
 use orkestra::emit::revision;
@@ -132,7 +132,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(if invalid == 0 {
         EXIT_OK
     } else {
-        EXIT_INVALID
+        EXIT_FAILED
     }))
 }
 

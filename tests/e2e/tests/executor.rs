@@ -594,7 +594,7 @@ async fn timeout_reports_the_last_conditions() -> Result<()> {
     write_status(&helmreleases(&client, &ns), "slow", progressing(1, -1)).await?;
     run.wait_state("Progressing").await?;
     let done = run.finish().await?;
-    done.expect_code(2)?;
+    done.expect_code(3)?;
     let end = done.event("timeout")?;
     let message = end["message"].as_str().unwrap_or_default();
     ensure!(
@@ -799,7 +799,7 @@ async fn delete_timeout_reports_what_is_left() -> Result<()> {
     )?
     .finish()
     .await?;
-    done.expect_code(2)?;
+    done.expect_code(3)?;
     let message = done.event("timeout")?["message"]
         .as_str()
         .unwrap_or_default()
@@ -821,7 +821,7 @@ async fn delete_timeout_reports_what_is_left() -> Result<()> {
 }
 
 #[tokio::test]
-async fn usage_and_api_errors_exit_3() -> Result<()> {
+async fn usage_and_api_errors_exit_2() -> Result<()> {
     let cluster = cluster_or_skip!();
     let scope = cluster.scope("exec-usage");
     let bad_manifest = start(
@@ -835,7 +835,7 @@ async fn usage_and_api_errors_exit_3() -> Result<()> {
     )?
     .finish()
     .await?;
-    bad_manifest.expect_code(3)?;
+    bad_manifest.expect_code(2)?;
     bad_manifest.event("usage")?;
     let bad_duration = start(
         cluster,
@@ -850,7 +850,7 @@ async fn usage_and_api_errors_exit_3() -> Result<()> {
     )?
     .finish()
     .await?;
-    bad_duration.expect_code(3)?;
+    bad_duration.expect_code(2)?;
     // The schema refuses the HelmRelease (maxHistory must be an integer): an API error, not a wait.
     let ns = scope.name("apps");
     let _cleanup = Cleanup {
@@ -859,7 +859,7 @@ async fn usage_and_api_errors_exit_3() -> Result<()> {
     };
     let invalid = manifest(&scope, &ns, "bad", "1.0.0", json!({ "maxHistory": "five" }));
     let done = install(cluster, &invalid, &[])?.finish().await?;
-    done.expect_code(3)?;
+    done.expect_code(2)?;
     ensure!(
         done.event("error")?["message"]
             .as_str()

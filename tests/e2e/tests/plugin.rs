@@ -890,6 +890,35 @@ async fn rollback_after_a_failed_release_restores_the_spec_with_a_workflow_remov
         rows[2]["rollbackOf"] == 1 && rows[0]["promotedBy"].is_string(),
         "{rows}"
     );
+    // kubectl's flags before the subcommand, as other plugins take them: the same history (as
+    // JSON: the table's ages move on), and
+    // `-n` reaches the command (no revisions in another namespace).
+    let mut before = cluster.command(cluster.kubectl_path());
+    before.args([
+        "orkestra",
+        "--context",
+        "admin",
+        "-n",
+        &ns,
+        "history",
+        &name,
+        "-o",
+        "json",
+    ]);
+    let before = orkestra_e2e::run(before, None).await?.expect_success()?;
+    ensure!(
+        before.stdout == json_history.stdout,
+        "{before}\nvs\n{json_history}"
+    );
+    let elsewhere = plugin(cluster, "admin", &["-n", "default", "history", &name])
+        .await?
+        .expect_success()?;
+    ensure!(
+        elsewhere
+            .stdout
+            .contains("has no revisions in namespace default"),
+        "{elsewhere}"
+    );
     delete_group(&client, &name).await;
     Ok(())
 }

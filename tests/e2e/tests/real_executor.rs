@@ -245,7 +245,7 @@ async fn an_upgrade_succeeds_and_delete_removes_the_release_and_its_repository()
 }
 
 #[tokio::test]
-async fn a_timeout_exits_2_and_names_the_last_reason() -> Result<()> {
+async fn a_timeout_exits_3_and_names_the_last_reason() -> Result<()> {
     let cluster = orkestra_e2e::node_cluster_or_skip!();
     let mut scope = cluster.scope("real-exec-timeout");
     let ns = scope.namespace(&cluster.client().await?, "apps").await?;
@@ -259,7 +259,7 @@ async fn a_timeout_exits_2_and_names_the_last_reason() -> Result<()> {
         json!({"readyAfterSeconds": 120}),
     )?;
     let r = run(cluster, "install", &m, "15s", Duration::from_secs(120)).await?;
-    r.expect_code(2)?;
+    r.expect_code(3)?;
     let last_state = r.last("state")?;
     let reason = last_state["fluxReason"].as_str().unwrap_or_default();
     let message = r.last("timeout")?["message"].as_str().unwrap_or_default();
