@@ -18,6 +18,12 @@
 //! - `kubectl-orkestra --version` and `kubectl version --client` (start time).
 //!
 //! Prints medians and the ratio status / kubectl (target <= 1.0), and the start time (target <= 10 ms).
+//!
+//! Then the live views: `status GROUP --watch` (watch streams) against polling as the views did
+//! before (one `status GROUP` read every 2 s, the old default interval), side by side. For each,
+//! ten HelmRelease changes (a new Ready message, written as Flux would) are timed from the write
+//! to the first output showing it, and the read requests the API server served meanwhile (GET,
+//! LIST and WATCH on the group's kinds, from its `/metrics`) are given per minute.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -181,6 +187,174 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
     Ok(())
 }
 
+/// The API server's count of read requests (GET, LIST, WATCH) on the kinds a live view reads.
+async fn reads(client: &Client) -> Result<f64> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let kinds = [
+        "resource=\"applicationgroups\"",
+        "resource=\"workflows\"",
+        "resource=\"helmreleases\"",
+        "resource=\"controllerrevisions\"",
+    ];
+    let verbs = ["verb=\"GET\"", "verb=\"LIST\"", "verb=\"WATCH\""];
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| kinds.iter().any(|k| l.contains(k)) && verbs.iter().any(|v| l.contains(v)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Writes a new Ready message on `app-0`'s HelmRelease, as Flux would.
+async fn change(client: &Client, ns: &str, token: &str) -> Result<()> {
+    let hrr = ar(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+        "helmreleases",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &hrr);
+    let status = json!({"status": {"observedGeneration": 1, "conditions": [
+        {"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": token,
+         "lastTransitionTime": "2026-01-01T10:02:00Z"}]}});
+    api.patch_status(
+        &orkestra::naming::release_name("app-0"),
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await?;
+    Ok(())
+}
+
+const CHANGES: usize = 10;
+/// How long a change may take to show before the run is called failed.
+const SHOW_LIMIT: Duration = Duration::from_secs(15);
+
+/// Lines of a child's stdout, as they arrive.
+fn lines_of(child: &mut std::process::Child) -> Result<std::sync::mpsc::Receiver<String>> {
+    use std::io::BufRead as _;
+    let out = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Waits for a line containing `token`.
+fn shown(rx: &std::sync::mpsc::Receiver<String>, token: &str) -> Result<()> {
+    let deadline = Instant::now() + SHOW_LIMIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .with_context(|| format!("{token} did not show within {SHOW_LIMIT:?}"))?;
+        if line.contains(token) {
+            return Ok(());
+        }
+    }
+}
+
+struct Measured {
+    latency: Vec<Duration>,
+    per_minute: f64,
+}
+
+/// Times `CHANGES` changes until `rx` shows each; counts the reads meanwhile.
+async fn measure(
+    client: &Client,
+    ns: &str,
+    label: &str,
+    rx: &std::sync::mpsc::Receiver<String>,
+) -> Result<Measured> {
+    let before = reads(client).await?;
+    let start = Instant::now();
+    let mut latency = Vec::new();
+    for k in 0..CHANGES {
+        // Between changes, as a release's steps are spaced: polls (or nothing) go on meanwhile.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let token = format!("bench-{label}-{}-{k}", std::process::id());
+        let t0 = Instant::now();
+        change(client, ns, &token).await?;
+        let rx_wait = tokio::task::block_in_place(|| shown(rx, &token));
+        rx_wait?;
+        latency.push(t0.elapsed());
+    }
+    let minutes = start.elapsed().as_secs_f64() / 60.0;
+    let per_minute = (reads(client).await? - before) / minutes;
+    Ok(Measured {
+        latency,
+        per_minute,
+    })
+}
+
+/// `status --watch` against polling every 2 s, side by side.
+async fn live_views(client: &Client, plugin: &PathBuf, group: &str, ns: &str) -> Result<()> {
+    let mut watch = Command::new(plugin)
+        .args(["status", group, "--watch"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let rx = lines_of(&mut watch)?;
+    // The first frame: the watches are established.
+    tokio::task::block_in_place(|| shown(&rx, "APPLICATION"))?;
+    let watched = measure(client, ns, "watch", &rx).await;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let watched = watched?;
+
+    // Polling, as the views did before: a full read of the group every 2 s.
+    let (tx, poll_rx) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (plugin, group, stop) = (plugin.clone(), group.to_string(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let next = Instant::now() + Duration::from_secs(2);
+                if let Ok(out) = Command::new(&plugin).args(["status", &group]).output() {
+                    for line in String::from_utf8_lossy(&out.stdout).lines() {
+                        let _ = tx.send(line.to_string());
+                    }
+                }
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        })
+    };
+    let polled = measure(client, ns, "poll", &poll_rx).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = poller.join();
+    let polled = polled?;
+
+    let show = |name: &str, m: &Measured| {
+        let worst = m.latency.iter().max().copied().unwrap_or_default();
+        println!(
+            "  {name:<34} median {:>9}  worst {:>9}  reads {:>6.1}/min",
+            ms(median(m.latency.clone())),
+            ms(worst),
+            m.per_minute
+        );
+    };
+    println!(
+        "live views, change -> shown ({CHANGES} HelmRelease changes each, {APPS} applications):"
+    );
+    show("status --watch (watch streams)", &watched);
+    show("polling every 2 s (as before)", &polled);
+    println!(
+        "  ratio watch/poll: latency {:.2}, reads {:.2}",
+        median(watched.latency.clone()).as_secs_f64()
+            / median(polled.latency.clone()).as_secs_f64(),
+        watched.per_minute / polled.per_minute.max(f64::MIN_POSITIVE)
+    );
+    Ok(())
+}
+
 fn release_binary() -> Result<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/kubectl-orkestra");
     if !path.is_file() {
@@ -192,7 +366,7 @@ fn release_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     if std::env::var_os("KUBECONFIG").is_none() {
         eprintln!("skipped: no cluster (eval \"$(tests/cluster/cluster.sh up)\" first)");
@@ -299,6 +473,8 @@ async fn main() -> Result<()> {
         "  kubectl version --client                           {}",
         ms(kv)
     );
+
+    live_views(&client, &plugin, &group, &namespaces[0]).await?;
 
     // Clean up (no garbage collector runs in the test cluster: delete what was made).
     let _ = Command::new(&kubectl)

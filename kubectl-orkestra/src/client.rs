@@ -99,6 +99,29 @@ impl KubeArgs {
         Ok(config)
     }
 
+    /// The kubeconfig's user name for the chosen context (`--user` when given).
+    pub fn kubeconfig_user(&self) -> Option<String> {
+        if let Some(user) = &self.user {
+            return Some(user.clone());
+        }
+        let kubeconfig = match &self.kubeconfig {
+            Some(path) => Kubeconfig::read_from(path).ok()?,
+            None => Kubeconfig::read().ok()?,
+        };
+        let context = self
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())?;
+        kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)?
+            .context
+            .as_ref()?
+            .user
+            .clone()
+    }
+
     /// A client for the configured cluster.
     pub async fn client(&self) -> Result<Client> {
         let config = self.config().await?;

@@ -169,7 +169,16 @@ pub fn releases_of(app: &Application) -> Vec<ReleaseName> {
 /// group's part shortened (and a hash of it added) when that would pass 63 characters, Argo's
 /// limit for Workflow names.
 pub fn revision_name(group: &str, n: i64) -> String {
-    let suffix = format!("-r{n}");
+    with_suffix(group, &format!("-r{n}"))
+}
+
+/// Name of the reverse Workflow that removes a deleted group's releases: `<group>-reverse`,
+/// shortened as [`revision_name`] is.
+pub fn reverse_name(group: &str) -> String {
+    with_suffix(group, "-reverse")
+}
+
+fn with_suffix(group: &str, suffix: &str) -> String {
     if group.len() + suffix.len() <= DNS1123_LABEL_MAX {
         return format!("{group}{suffix}");
     }

@@ -9,7 +9,7 @@ use anyhow::Result;
 use orkestra::admission::validate;
 use serde_json::{Value, json};
 
-use super::cluster::{self, APPLICATION_GROUP, Cluster};
+use super::cluster::{self, APPLICATION_GROUP};
 use super::validate::{findings, violations};
 use crate::cli::AuditArgs;
 use crate::exit::{EXIT_FAILED, EXIT_OK};
@@ -17,7 +17,7 @@ use crate::output::{write_stderr, write_stdout};
 
 pub fn run(args: &AuditArgs) -> Result<ExitCode> {
     super::block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = cluster::connect(&args.kube).await?;
         let mut groups = cluster.list(APPLICATION_GROUP, None, "").await?;
         groups.sort_by(|a, b| name(a).cmp(name(b)));
         let mut text = String::new();

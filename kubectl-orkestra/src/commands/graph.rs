@@ -8,7 +8,7 @@ use orkestra::admission::validate;
 use orkestra::api::KIND;
 use orkestra::view::GraphView;
 
-use super::cluster::{self, Cluster};
+use super::cluster;
 use super::watch::Live;
 use crate::cli::{FileArgs, GraphArgs};
 use crate::exit::{EXIT_FAILED, EXIT_OK};
@@ -25,7 +25,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode> {
 
 fn live(args: &GraphArgs, group: &str) -> Result<ExitCode> {
     super::block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = cluster::connect(&args.kube).await?;
         let color = cluster::colour();
         let mut last = String::new();
         let live = match args.watch {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::cluster::{self, CONTROLLER_REVISION, Cluster, WORKFLOW};
+use super::cluster::{self, CONTROLLER_REVISION, WORKFLOW};
 use crate::cli::{ClusterOutput, HistoryArgs};
 use crate::output::{table, write_stdout};
 use orkestra::labels;
@@ -14,7 +14,7 @@ use orkestra::view::history;
 
 pub fn run(args: &HistoryArgs) -> Result<ExitCode> {
     super::block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = cluster::connect(&args.kube).await?;
         let group = cluster.group(&args.group).await?;
         let ns = group.workflow_namespace(args.namespace.as_deref());
         let selector = labels::owner_selector(&group.name);

@@ -9,7 +9,7 @@ use orkestra::admission::validate;
 use orkestra::api::KIND;
 use orkestra::plan::impact::{self, Impact};
 
-use super::cluster::{self, Cluster};
+use super::cluster;
 use crate::cli::{FileArgs, ImpactArgs};
 use crate::exit::{EXIT_FAILED, EXIT_OK};
 use crate::input;
@@ -19,7 +19,7 @@ use orkestra::input::parse;
 pub fn run(args: &ImpactArgs) -> Result<ExitCode> {
     match &args.group {
         Some(group) => super::block_on(async {
-            let cluster = Cluster::connect(&args.kube).await?;
+            let cluster = cluster::connect(&args.kube).await?;
             let g = cluster.group(group).await?;
             print(
                 &[impact::impact(

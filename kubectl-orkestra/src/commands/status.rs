@@ -19,7 +19,7 @@ use crate::output::{self, write_stderr, write_stdout};
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     super::block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = cluster::connect(&args.kube).await?;
         if args.waiting.wait {
             return wait_and_report(
                 &cluster,

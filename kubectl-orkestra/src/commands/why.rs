@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::cluster::{self, Cluster};
+use super::cluster;
 use crate::cli::WhyArgs;
 use crate::output::write_stdout;
 
 pub fn run(args: &WhyArgs) -> Result<ExitCode> {
     super::block_on(async {
-        let cluster = Cluster::connect(&args.kube).await?;
+        let cluster = cluster::connect(&args.kube).await?;
         let obs = cluster::observe(&cluster, &args.group, args.namespace.as_deref()).await?;
         let why =
             orkestra::view::why::why(&obs.report, &obs.group.defaulted_spec(), &args.application)?;

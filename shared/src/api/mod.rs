@@ -87,6 +87,33 @@ pub struct ApplicationGroupSpec {
     /// Workflow settings and the generated Argo templates (an Orkestra-in-Rust extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_template: Option<WorkflowTemplate>,
+
+    /// What `orkestra-controller` does on its own (an Orkestra-in-Rust extension). Without it,
+    /// releases wait for `kubectl orkestra promote` and a failed one stays failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_policy: Option<ReleasePolicy>,
+}
+
+/// What `orkestra-controller` does on its own for a group. Both are off unless set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasePolicy {
+    /// Release every spec change as `kubectl orkestra promote` would (same revision, same
+    /// Workflow), once per change.
+    #[serde(default)]
+    pub automatic: bool,
+
+    /// Roll a failed release back to the last revision whose release succeeded, once, as
+    /// `kubectl orkestra rollback` would.
+    #[serde(default)]
+    pub rollback_on_failure: bool,
+}
+
+impl ApplicationGroupSpec {
+    /// The release policy, off when unset.
+    pub fn policy(&self) -> ReleasePolicy {
+        self.release_policy.clone().unwrap_or_default()
+    }
 }
 
 /// One application: a chart, how to release it, and what it depends on.

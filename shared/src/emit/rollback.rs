@@ -1,5 +1,6 @@
 //! The rollback Workflow: `remove` (applications added since the restored revision, dependents
-//! first) then `apply` (the restored spec's own recorded `entry` DAG, gates off).
+//! first) then `apply` (the restored spec's own recorded `entry` DAG, gates off); and the reverse
+//! Workflow of a deleted group, which only removes.
 
 use serde_json::{Value, json};
 
@@ -121,11 +122,14 @@ pub fn rollback_workflow(
     if !tasks.is_empty() {
         root.push(json!({ "name": "remove", "template": REMOVE_TEMPLATE }));
     }
-    let mut apply = json!({ "name": "apply", "template": argo::ENTRYPOINT });
-    if !tasks.is_empty() {
-        apply["dependencies"] = json!(["remove"]);
+    // A reverse Workflow restores nothing: its target has no applications, and no `entry` DAG.
+    if !target.applications.is_empty() {
+        let mut apply = json!({ "name": "apply", "template": argo::ENTRYPOINT });
+        if !tasks.is_empty() {
+            apply["dependencies"] = json!(["remove"]);
+        }
+        root.push(apply);
     }
-    root.push(apply);
     if let Some(templates) = spec["templates"].as_array_mut() {
         templates.insert(
             0,
@@ -146,4 +150,111 @@ pub fn rollback_workflow(
         p.extend(params);
     }
     wf
+}
+
+/// Entry point of a reverse Workflow.
+pub const REVERSE_ENTRYPOINT: &str = "reverse";
+
+/// The reverse Workflow of a deleted group, as the original Orkestra ran one: every application
+/// removed (each chart's HelmRelease and its HelmRepository, by the executor's `--action
+/// delete`), dependents first, a parent chart before its subcharts. Named `<group>-reverse`,
+/// labelled `workflow-type: reverse`, and not owned by the group: a foreground deletion of the
+/// group must not collect the Workflow that is removing its releases.
+pub fn reverse_workflow(owner: &Owner, current: &ApplicationGroupSpec, namespace: &str) -> Value {
+    let target = ApplicationGroupSpec {
+        applications: Vec::new(),
+        workflow_template: current.workflow_template.clone().map(|mut wt| {
+            wt.templates = None;
+            wt
+        }),
+        ..ApplicationGroupSpec::default()
+    };
+    let r = NewRevision {
+        number: 0,
+        namespace,
+        release_type: revision::ReleaseType::Rollback,
+        promoted_by: None,
+        rollback_of: None,
+    };
+    let mut wf = rollback_workflow(owner, current, &target, &r);
+    let meta = &mut wf["metadata"];
+    meta["name"] = json!(crate::naming::reverse_name(&owner.name));
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("ownerReferences");
+        m.remove("annotations");
+    }
+    if let Some(labels) = meta["labels"].as_object_mut() {
+        labels.remove(crate::labels::REVISION_LABEL);
+        labels.insert(crate::labels::WORKFLOW_TYPE_LABEL.into(), json!("reverse"));
+    }
+    let spec = &mut wf["spec"];
+    spec["entrypoint"] = json!(REVERSE_ENTRYPOINT);
+    if let Some(root) = spec.pointer_mut("/templates/0") {
+        root["name"] = json!(REVERSE_ENTRYPOINT);
+    }
+    wf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels;
+
+    fn app(name: &str, deps: &[&str], subcharts: Value) -> Value {
+        json!({"name": name, "dependencies": deps, "spec": {
+            "chart": {"url": "https://c", "name": name, "version": "1.0.0"},
+            "release": {"targetNamespace": name}, "subcharts": subcharts}})
+    }
+
+    #[test]
+    fn reverse_removes_every_application_dependents_first_and_applies_nothing() {
+        let spec: ApplicationGroupSpec = serde_json::from_value(json!({"applications": [
+            app("db", &[], json!([])),
+            app("api", &["db"], json!([])),
+            app("cache", &["db"], json!([])),
+            app("web", &["cache", "api"], json!([{"name": "ui"}, {"name": "edge", "dependencies": ["ui"]}])),
+        ]}))
+        .expect("spec");
+        let owner = Owner {
+            name: "shop".into(),
+            uid: "u".into(),
+            generation: Some(3),
+        };
+        let wf = reverse_workflow(&owner, &spec, "orkestra");
+        let meta = &wf["metadata"];
+        assert_eq!(meta["name"], "shop-reverse");
+        assert_eq!(meta["labels"][labels::WORKFLOW_TYPE_LABEL], "reverse");
+        assert_eq!(meta["labels"][labels::OWNER], "shop");
+        assert!(meta["labels"].get(labels::REVISION_LABEL).is_none());
+        assert!(meta.get("ownerReferences").is_none());
+        assert_eq!(wf["spec"]["entrypoint"], REVERSE_ENTRYPOINT);
+        let templates = wf["spec"]["templates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = templates
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        // Only the removal: no `entry` DAG, nothing re-applied.
+        assert_eq!(
+            names,
+            vec![REVERSE_ENTRYPOINT, REMOVE_TEMPLATE, DELETE_TEMPLATE]
+        );
+        assert_eq!(
+            templates[0]["dag"]["tasks"],
+            json!([{"name": "remove", "template": REMOVE_TEMPLATE}])
+        );
+        let tasks = templates[1]["dag"]["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let order: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+        assert_eq!(
+            order,
+            vec!["web", "web--edge", "web--ui", "cache", "api", "db"]
+        );
+        // db goes last: everything that depends on it, directly or not, is removed first.
+        assert_eq!(tasks[5]["dependencies"], json!(["cache", "api"]));
+    }
 }

@@ -1,0 +1,147 @@
+//! Removing a deleted group's releases, dependents first, as the original Orkestra's reverse
+//! Workflow did: the controller holds the group with a finalizer until this is done.
+
+use orkestra::labels;
+use orkestra::live::workflow as live;
+use orkestra::naming;
+use serde_json::Value;
+
+use crate::kinds::{HELM_RELEASE, HELM_REPOSITORY, WORKFLOW};
+use crate::observe::phase_of;
+use crate::{Cluster, Observation, Result, name_of};
+
+/// The finalizer that holds a group until its releases are removed (the original's key).
+pub const FINALIZER: &str = "orkestra.azure.microsoft.com/finalizer";
+/// Annotation: `"true"` leaves the releases installed when the group is deleted.
+pub const ORPHAN: &str = "orkestra.azure.microsoft.com/orphan-releases";
+
+/// How the removal of a deleted group's releases stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Removal {
+    /// Nothing of the group is left: the finalizer may go.
+    Done,
+    /// The reverse Workflow runs (`started` when this call created it).
+    Removing { workflow: String, started: bool },
+    /// Flux is still uninstalling these HelmReleases (`namespace/name`).
+    Waiting { helm_releases: Vec<String> },
+    /// The reverse Workflow failed: the removal is stuck until someone acts.
+    Failed { workflow: String, message: String },
+}
+
+fn id(obj: &Value) -> String {
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    format!("{ns}/{}", name_of(obj))
+}
+
+/// One step of removing a deleted group's releases; call it again until it returns
+/// [`Removal::Done`]. Releases still in flight are terminated first, so they cannot install again
+/// what is being removed.
+pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
+    let ns = obs.namespace.as_str();
+    let group = &obs.group;
+    let reverse_name = naming::reverse_name(&group.name);
+    for w in &obs.workflows {
+        let name = name_of(w);
+        let shutdown = w.pointer("/spec/shutdown").is_some();
+        if name != reverse_name && !is_final(phase_of(w)) && !shutdown {
+            cluster
+                .merge_patch(
+                    WORKFLOW,
+                    Some(ns),
+                    &name,
+                    &serde_json::json!({ "spec": { "shutdown": "Terminate" } }),
+                )
+                .await?;
+        }
+    }
+    match obs.workflow(&reverse_name) {
+        None if obs.helm_releases.is_empty() => {
+            sweep_repositories(cluster, obs).await?;
+            Ok(Removal::Done)
+        }
+        None => {
+            // Remove what was released last (else what the group describes now).
+            let spec = obs.latest().map_or(&group.spec, |r| &r.spec);
+            let wf = orkestra::emit::rollback::reverse_workflow(&group.owner(), spec, ns);
+            cluster.create(WORKFLOW, Some(ns), &wf).await?;
+            Ok(Removal::Removing {
+                workflow: reverse_name,
+                started: true,
+            })
+        }
+        Some(wf) => match phase_of(wf) {
+            "Succeeded" => {
+                // What the reverse Workflow did not know of (an application dropped from the
+                // spec by a promote): removed now, in no particular order.
+                if !obs.helm_releases.is_empty() {
+                    for hr in &obs.helm_releases {
+                        let hr_ns = hr.pointer("/metadata/namespace").and_then(Value::as_str);
+                        cluster
+                            .delete_if_exists(HELM_RELEASE, hr_ns, &name_of(hr))
+                            .await?;
+                    }
+                    return Ok(Removal::Waiting {
+                        helm_releases: obs.helm_releases.iter().map(id).collect(),
+                    });
+                }
+                sweep_repositories(cluster, obs).await?;
+                cluster
+                    .delete_if_exists(WORKFLOW, Some(ns), &reverse_name)
+                    .await?;
+                Ok(Removal::Done)
+            }
+            "Failed" | "Error" => {
+                let nodes = live::nodes(wf);
+                let message = nodes
+                    .iter()
+                    .filter(|n| matches!(n.phase.as_str(), "Failed" | "Error"))
+                    .find_map(|n| live::step_message(n, &nodes))
+                    .or_else(|| {
+                        wf.pointer("/status/message")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| "the reverse Workflow failed".into());
+                Ok(Removal::Failed {
+                    workflow: reverse_name,
+                    message,
+                })
+            }
+            _ => Ok(Removal::Removing {
+                workflow: reverse_name,
+                started: false,
+            }),
+        },
+    }
+}
+
+fn is_final(phase: &str) -> bool {
+    matches!(phase, "Succeeded" | "Failed" | "Error")
+}
+
+/// Deletes the group's HelmRepositories that no HelmRelease in their namespace still uses.
+async fn sweep_repositories(cluster: &Cluster, obs: &Observation) -> Result<()> {
+    let selector = labels::owner_selector(&obs.group.name);
+    for repo in cluster.list(HELM_REPOSITORY, None, &selector).await? {
+        let repo_ns = repo
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = name_of(&repo);
+        let users = cluster.list(HELM_RELEASE, Some(repo_ns), "").await?;
+        let used = users.iter().any(|hr| {
+            hr.pointer("/spec/chart/spec/sourceRef/name")
+                .and_then(Value::as_str)
+                == Some(name.as_str())
+        });
+        if !used {
+            cluster
+                .delete_if_exists(HELM_REPOSITORY, Some(repo_ns), &name)
+                .await?;
+        }
+    }
+    Ok(())
+}
