@@ -62,6 +62,15 @@ impl Group {
         self.meta_str("/metadata/deletionTimestamp").is_some()
     }
 
+    /// `status.conditions`, as stored.
+    pub fn conditions(&self) -> Vec<Value> {
+        self.object
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The value of an annotation.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.object

@@ -149,11 +149,7 @@ impl Cluster {
         name: &str,
         patch: &Value,
     ) -> Result<Value> {
-        self.api(kind, namespace)
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .map(to_value)
-            .map_err(|e| Error::explain(e, "patch", kind, Some(name), namespace))
+        self.patch(kind, namespace, name, patch, false).await
     }
 
     /// Merge-patches the status subresource.
@@ -164,11 +160,33 @@ impl Cluster {
         name: &str,
         patch: &Value,
     ) -> Result<Value> {
-        self.api(kind, namespace)
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
+        self.patch(kind, namespace, name, patch, true).await
+    }
+
+    async fn patch(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        status: bool,
+    ) -> Result<Value> {
+        let (api, params, patch) = (
+            self.api(kind, namespace),
+            PatchParams::default(),
+            Patch::Merge(patch),
+        );
+        let (result, verb) = if status {
+            (
+                api.patch_status(name, &params, &patch).await,
+                "patch the status of",
+            )
+        } else {
+            (api.patch(name, &params, &patch).await, "patch")
+        };
+        result
             .map(to_value)
-            .map_err(|e| Error::explain(e, "patch the status of", kind, Some(name), namespace))
+            .map_err(|e| Error::explain(e, verb, kind, Some(name), namespace))
     }
 
     pub async fn replace(&self, kind: Kind, namespace: Option<&str>, obj: &Value) -> Result<Value> {

@@ -112,12 +112,7 @@ pub fn assemble(
     let revisions = revision::read_all(&revisions);
     let spec = group.defaulted_spec();
     let latest = revisions.last().map(|r| (r.number, r.spec == group.spec));
-    let conditions: Vec<Value> = group
-        .object
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let conditions = group.conditions();
     let current = revision::latest_workflow(&workflows);
     let mut report = StatusReport::build(&Observed {
         group: &group.name,

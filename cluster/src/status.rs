@@ -237,12 +237,7 @@ pub fn applications(obs: &Observation) -> Value {
 /// holds), `observedGeneration`, `lastSucceededGeneration`, and the applications.
 pub fn status(obs: &Observation, extra: &Extra<'_>, now: &str) -> Value {
     let group = &obs.group;
-    let previous: Vec<Value> = group
-        .object
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let previous = group.conditions();
     let generation = group.generation();
     let mut conditions: Vec<Condition> = ready(obs, extra);
     conditions.extend(workflows(obs));

@@ -693,7 +693,7 @@ async fn only_the_leader_acts_and_a_standby_takes_over_without_a_duplicate() -> 
         Ok(first.leading().await.then_some(()))
     })
     .await?;
-    let second = Controller::start(cluster, &scope, "second").await?;
+    let mut second = Controller::start(cluster, &scope, "second").await?;
     tokio::time::sleep(LEASE).await;
     ensure!(
         first.leading().await && !second.leading().await,
@@ -753,6 +753,22 @@ async fn only_the_leader_acts_and_a_standby_takes_over_without_a_duplicate() -> 
         "revisions: {revs:?}"
     );
     delete_and_wait(cluster, &name).await?;
+
+    // SIGTERM: the leader stops, gives the Lease up (no one waits out its duration) and exits 0.
+    let pid = second.child.id().context("the controller exited")?;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    let exit = tokio::time::timeout(Duration::from_secs(20), second.child.wait()).await??;
+    ensure!(exit.success(), "exit after SIGTERM: {exit}");
+    let lease: k8s_openapi::api::coordination::v1::Lease =
+        Api::namespaced(cluster.client().await?, WORKFLOW_NAMESPACE)
+            .get(&scope.name("lease"))
+            .await?;
+    ensure!(
+        lease.spec.and_then(|s| s.holder_identity).is_none(),
+        "the Lease was not given up"
+    );
     Ok(())
 }
 
