@@ -6,8 +6,8 @@ use orkestra::live::control::{self, Shutdown};
 use orkestra::live::revision;
 use serde_json::{Value, json};
 
-use crate::kinds::{POD, WORKFLOW};
 use crate::{Cluster, Error, Observation, Result, name_of};
+use orkestra::api::resources::{POD, WORKFLOW};
 
 /// The group's latest Workflow.
 pub fn latest(obs: &Observation) -> Result<&Value> {

@@ -1,6 +1,6 @@
 //! What can go wrong in a cluster operation, each with a message that says what to do.
 
-use crate::kinds::Kind;
+use orkestra::api::resources::ResourceType;
 
 /// An error of a cluster operation.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ impl Error {
     pub fn explain(
         err: kube::Error,
         verb: &str,
-        kind: Kind,
+        kind: ResourceType,
         name: Option<&str>,
         namespace: Option<&str>,
     ) -> Self {
@@ -81,9 +81,9 @@ impl Error {
             404 => format!(
                 "the cluster does not serve {} ({}/{}): is its CustomResourceDefinition installed?{}",
                 kind.full_name(),
-                kind.group,
-                kind.version,
-                match kind.group {
+                kind.group(),
+                kind.version(),
+                match kind.group() {
                     "argoproj.io" => " (install Argo Workflows)",
                     "helm.toolkit.fluxcd.io" => " (install Flux's helm-controller)",
                     g if g == orkestra::api::GROUP => " (kubectl apply -f manifests/crd/)",

@@ -2,7 +2,7 @@
 //! group in the cluster, written once so that a release the controller makes is the release the
 //! plugin would have made (same revision, same Workflow, same name).
 //!
-//! - [`kinds`]: the fixed resource types (no API discovery);
+//! - the resource types are the domain's one table, `orkestra::api::resources` (no API discovery);
 //! - [`Cluster`]: reads and writes as JSON, API errors turned into messages a user can act on;
 //! - [`Group`] and [`observe`]: a group, its revisions, Workflows and HelmReleases, and the live
 //!   [`orkestra::live::StatusReport`] built from them;
@@ -17,7 +17,6 @@ pub mod automation;
 pub mod control;
 mod error;
 mod group;
-pub mod kinds;
 mod observe;
 pub mod release;
 pub mod remove;
@@ -30,14 +29,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use error::Error;
 pub use group::Group;
-pub use kinds::Kind;
 pub use observe::{Observation, assemble, observe};
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
-use kinds::APPLICATION_GROUP;
+use orkestra::api::resources::{APPLICATION_GROUP, ResourceType};
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -82,14 +80,19 @@ impl Cluster {
         }
     }
 
-    fn api(&self, kind: Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+    fn api(&self, kind: ResourceType, namespace: Option<&str>) -> Api<DynamicObject> {
         match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.resource()),
-            None => Api::all_with(self.client.clone(), &kind.resource()),
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.api_resource()),
+            None => Api::all_with(self.client.clone(), &kind.api_resource()),
         }
     }
 
-    pub async fn get(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Result<Value> {
+    pub async fn get(
+        &self,
+        kind: ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value> {
         self.api(kind, namespace)
             .get(name)
             .await
@@ -100,7 +103,7 @@ impl Cluster {
     /// Lists objects of `kind` with a label selector (all namespaces when `namespace` is `None`).
     pub async fn list(
         &self,
-        kind: Kind,
+        kind: ResourceType,
         namespace: Option<&str>,
         selector: &str,
     ) -> Result<Vec<Value>> {
@@ -112,7 +115,12 @@ impl Cluster {
         Ok(list.items.into_iter().map(to_value).collect())
     }
 
-    pub async fn create(&self, kind: Kind, namespace: Option<&str>, obj: &Value) -> Result<Value> {
+    pub async fn create(
+        &self,
+        kind: ResourceType,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value> {
         let name = name_of(obj);
         self.api(kind, namespace)
             .create(&PostParams::default(), &from_value(obj)?)
@@ -121,7 +129,12 @@ impl Cluster {
             .map_err(|e| Error::explain(e, "create", kind, Some(&name), namespace))
     }
 
-    pub async fn delete(&self, kind: Kind, namespace: Option<&str>, name: &str) -> Result<()> {
+    pub async fn delete(
+        &self,
+        kind: ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<()> {
         self.api(kind, namespace)
             .delete(name, &Default::default())
             .await
@@ -132,7 +145,7 @@ impl Cluster {
     /// Deletes an object; one that does not exist (any more) is fine.
     pub async fn delete_if_exists(
         &self,
-        kind: Kind,
+        kind: ResourceType,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<()> {
@@ -144,7 +157,7 @@ impl Cluster {
 
     pub async fn merge_patch(
         &self,
-        kind: Kind,
+        kind: ResourceType,
         namespace: Option<&str>,
         name: &str,
         patch: &Value,
@@ -155,7 +168,7 @@ impl Cluster {
     /// Merge-patches the status subresource.
     pub async fn patch_status(
         &self,
-        kind: Kind,
+        kind: ResourceType,
         namespace: Option<&str>,
         name: &str,
         patch: &Value,
@@ -165,7 +178,7 @@ impl Cluster {
 
     async fn patch(
         &self,
-        kind: Kind,
+        kind: ResourceType,
         namespace: Option<&str>,
         name: &str,
         patch: &Value,
@@ -189,7 +202,12 @@ impl Cluster {
             .map_err(|e| Error::explain(e, verb, kind, Some(name), namespace))
     }
 
-    pub async fn replace(&self, kind: Kind, namespace: Option<&str>, obj: &Value) -> Result<Value> {
+    pub async fn replace(
+        &self,
+        kind: ResourceType,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value> {
         let name = name_of(obj);
         self.api(kind, namespace)
             .replace(&name, &PostParams::default(), &from_value(obj)?)

@@ -6,8 +6,8 @@ use orkestra::live::report::{Observed, StatusReport};
 use orkestra::live::revision::{self, Revision};
 use serde_json::Value;
 
-use crate::kinds::{CONTROLLER_REVISION, HELM_RELEASE, WORKFLOW};
 use crate::{Cluster, Group, Result};
+use orkestra::api::resources::{CONTROLLER_REVISION, HELM_RELEASE, WORKFLOW};
 
 /// One observation of a group: the report, and what it was built from.
 #[derive(Debug, Clone)]

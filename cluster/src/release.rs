@@ -10,9 +10,9 @@ use orkestra::naming::revision_name;
 use orkestra::plan::rollback::{self as plan, RollbackPlan};
 use serde_json::{Value, json};
 
-use crate::kinds::{APPLICATION_GROUP, CONTROLLER_REVISION, WORKFLOW};
 use crate::observe::phase_of;
 use crate::{Cluster, Error, Observation, Result, name_of};
+use orkestra::api::resources::{APPLICATION_GROUP, CONTROLLER_REVISION, WORKFLOW};
 
 /// What a promote of the group's current spec does.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,9 +6,9 @@ use orkestra::live::workflow as live;
 use orkestra::naming;
 use serde_json::Value;
 
-use crate::kinds::{HELM_RELEASE, HELM_REPOSITORY, WORKFLOW};
 use crate::observe::phase_of;
 use crate::{Cluster, Observation, Result, name_of};
+use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY, WORKFLOW};
 
 /// The finalizer that holds a group until its releases are removed (the original's key).
 pub const FINALIZER: &str = "orkestra.azure.microsoft.com/finalizer";

@@ -15,9 +15,9 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt as _};
+use orkestra::api::resources::{APPLICATION_GROUP, HELM_RELEASE, WORKFLOW};
 use orkestra::labels::{self, OWNER};
 use orkestra_cluster::automation::{self, Next};
-use orkestra_cluster::kinds::{APPLICATION_GROUP, HELM_RELEASE, WORKFLOW};
 use orkestra_cluster::release::{self, Actor, Promoted};
 use orkestra_cluster::remove::{self, FINALIZER, ORPHAN, Removal};
 use orkestra_cluster::status::{self, Extra};
@@ -44,7 +44,7 @@ fn owners(store: &Store<DynamicObject>, obj: &DynamicObject) -> Vec<ObjectRef<Dy
     let Some(value) = obj.labels().get(OWNER) else {
         return Vec::new();
     };
-    let resource = APPLICATION_GROUP.resource();
+    let resource = APPLICATION_GROUP.api_resource();
     store
         .state()
         .iter()
@@ -80,13 +80,13 @@ pub async fn run(
         requeue_in_flight: args.requeue_in_flight,
         requeue_settled: args.requeue_settled,
     });
-    let groups = Api::<DynamicObject>::all_with(client.clone(), &APPLICATION_GROUP.resource());
+    let groups = Api::<DynamicObject>::all_with(client.clone(), &APPLICATION_GROUP.api_resource());
     let owned = || watcher::Config::default().labels(OWNER);
     let selected = match &args.watch_label_selector {
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let controller = Controller::new_with(groups, selected, APPLICATION_GROUP.resource())
+    let controller = Controller::new_with(groups, selected, APPLICATION_GROUP.api_resource())
         .with_config(
             controller::Config::default()
                 .concurrency(4)
@@ -96,14 +96,14 @@ pub async fn run(
     let (wf_store, hr_store) = (store.clone(), store);
     controller
         .watches_with(
-            Api::<DynamicObject>::all_with(client.clone(), &WORKFLOW.resource()),
-            WORKFLOW.resource(),
+            Api::<DynamicObject>::all_with(client.clone(), &WORKFLOW.api_resource()),
+            WORKFLOW.api_resource(),
             owned(),
             move |wf| owners(&wf_store, &wf),
         )
         .watches_with(
-            Api::<DynamicObject>::all_with(client, &HELM_RELEASE.resource()),
-            HELM_RELEASE.resource(),
+            Api::<DynamicObject>::all_with(client, &HELM_RELEASE.api_resource()),
+            HELM_RELEASE.api_resource(),
             owned(),
             move |hr| owners(&hr_store, &hr),
         )

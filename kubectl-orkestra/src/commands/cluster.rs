@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-pub use orkestra_cluster::kinds::{
-    APPLICATION_GROUP, CONTROLLER_REVISION, HELM_RELEASE, Kind, WORKFLOW,
+pub use orkestra::api::resources::{
+    APPLICATION_GROUP, CONTROLLER_REVISION, HELM_RELEASE, ResourceType, WORKFLOW,
 };
 pub use orkestra_cluster::{Cluster, Group, Observation, assemble, now};
 use serde::Serialize;
@@ -36,7 +36,7 @@ pub async fn observe(
 pub fn explain(
     err: kube::Error,
     verb: &str,
-    kind: Kind,
+    kind: ResourceType,
     name: Option<&str>,
     namespace: Option<&str>,
 ) -> anyhow::Error {

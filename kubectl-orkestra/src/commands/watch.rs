@@ -20,13 +20,13 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::cluster::{
-    self, APPLICATION_GROUP, CONTROLLER_REVISION, Cluster, Group, HELM_RELEASE, Kind, Observation,
-    WORKFLOW,
+    self, APPLICATION_GROUP, CONTROLLER_REVISION, Cluster, Group, HELM_RELEASE, Observation,
+    ResourceType, WORKFLOW,
 };
 
 /// One kind being watched.
 struct Feed {
-    kind: Kind,
+    kind: ResourceType,
     namespace: Option<String>,
     store: Store<DynamicObject>,
     /// The latest error of the stream (cleared by the next good event).
@@ -53,12 +53,12 @@ pub struct Live {
 
 fn feed(
     cluster: &Cluster,
-    kind: Kind,
+    kind: ResourceType,
     namespace: Option<&str>,
     config: watcher::Config,
     changed: &Arc<Notify>,
 ) -> Feed {
-    let resource = kind.resource();
+    let resource = kind.api_resource();
     let api: Api<DynamicObject> = match namespace {
         Some(ns) => Api::namespaced_with(cluster.client.clone(), ns, &resource),
         None => Api::all_with(cluster.client.clone(), &resource),
