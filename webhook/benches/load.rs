@@ -68,6 +68,15 @@ struct Target {
     body: Bytes,
 }
 
+/// Issue 12's goals for the 10-application review, as throughput against the floor.
+fn goal_ratio(target: &str) -> Option<f64> {
+    match target {
+        "/validate 10 apps" => Some(0.67),
+        "/mutate 10 apps" => Some(0.5),
+        _ => None,
+    }
+}
+
 /// Phases per target in the closed loop, alternating with the floor.
 const ROUNDS: u32 = 3;
 
@@ -239,7 +248,7 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
          both see the same machine"
     );
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9} {:>8}",
+        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9} {:>9} {:>8}",
         "target",
         "req/s",
         "p50 ms",
@@ -248,6 +257,7 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         "floor req/s",
         "floor p99",
         "x floor",
+        "goal",
         "RSS MiB"
     );
     let mut peak_rss = 0;
@@ -296,8 +306,14 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         if t.port == webhook_port {
             hwm_during = hwm_during.max(hwm_kib(webhook.0.id()));
         }
+        let ratio = ts.rps() / fs.rps();
+        let goal = match goal_ratio(t.name) {
+            Some(g) if ratio >= g => format!(">={g} ok"),
+            Some(g) => format!(">={g} NO"),
+            None => "-".to_string(),
+        };
         println!(
-            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2} {:>8.1}",
+            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2} {:>9} {:>8.1}",
             t.name,
             ts.rps(),
             ms(ts.pct(0.50)),
@@ -305,7 +321,8 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             ts.errors,
             fs.rps(),
             ms(fs.pct(0.99)),
-            ts.rps() / fs.rps(),
+            ratio,
+            goal,
             mib(rss)
         );
     }
