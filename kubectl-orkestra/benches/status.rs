@@ -34,6 +34,7 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::{Client, Config};
+use orkestra::api::resources;
 use serde_json::{Value, json};
 
 const APPS: usize = 200;
@@ -102,12 +103,7 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
     let object = orkestra::admission::defaults::default_object(&object)?;
     let created = create(
         client,
-        &ar(
-            "orkestra.azure.microsoft.com",
-            "v1alpha1",
-            "ApplicationGroup",
-            "applicationgroups",
-        ),
+        &resources::APPLICATION_GROUP.api_resource(),
         None,
         object,
     )
@@ -130,13 +126,13 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
     };
     create(
         client,
-        &ar("apps", "v1", "ControllerRevision", "controllerrevisions"),
+        &resources::CONTROLLER_REVISION.api_resource(),
         Some(wf_ns),
         orkestra::emit::revision::controller_revision(&owner, &created["spec"], &r),
     )
     .await?;
     let wf = orkestra::emit::revision::forward_workflow(&owner, &spec, &r, false);
-    let wfr = ar("argoproj.io", "v1alpha1", "Workflow", "workflows");
+    let wfr = resources::WORKFLOW.api_resource();
     create(client, &wfr, Some(wf_ns), wf).await?;
     let name = format!("{group}-r1");
     let mut nodes = serde_json::Map::new();
@@ -163,12 +159,7 @@ async fn setup(client: &Client, group: &str, wf_ns: &str, namespaces: &[String])
     }
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), wf_ns, &wfr);
     api.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": {"phase": "Running", "startedAt": "2026-01-01T10:00:00Z", "nodes": nodes}}))).await?;
-    let hrr = ar(
-        "helm.toolkit.fluxcd.io",
-        "v2",
-        "HelmRelease",
-        "helmreleases",
-    );
+    let hrr = resources::HELM_RELEASE.api_resource();
     for app in &spec.applications {
         let hr = orkestra::emit::flux::helm_release(group, app, None);
         let ns = hr["metadata"]["namespace"]
@@ -209,12 +200,7 @@ async fn reads(client: &Client) -> Result<f64> {
 
 /// Writes a new Ready message on `app-0`'s HelmRelease, as Flux would.
 async fn change(client: &Client, ns: &str, token: &str) -> Result<()> {
-    let hrr = ar(
-        "helm.toolkit.fluxcd.io",
-        "v2",
-        "HelmRelease",
-        "helmreleases",
-    );
+    let hrr = resources::HELM_RELEASE.api_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &hrr);
     let status = json!({"status": {"observedGeneration": 1, "conditions": [
         {"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": token,

@@ -20,10 +20,9 @@ use anyhow::anyhow;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
+use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY};
 use orkestra::emit::flux::{HELM_RELEASE_API_VERSION, HELM_REPOSITORY_API_VERSION};
 use orkestra::live::helm_release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
 use serde_json::{Map, Value, json};
@@ -320,30 +319,6 @@ fn text_at(value: &Value, pointer: &str) -> String {
         .to_owned()
 }
 
-fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-/// `helm.toolkit.fluxcd.io/v2` `helmreleases`.
-fn helmreleases() -> ApiResource {
-    resource(
-        "helm.toolkit.fluxcd.io",
-        "v2",
-        "HelmRelease",
-        "helmreleases",
-    )
-}
-
-/// `source.toolkit.fluxcd.io/v1` `helmrepositories`.
-fn helmrepositories() -> ApiResource {
-    resource(
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "HelmRepository",
-        "helmrepositories",
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // install
 
@@ -413,8 +388,11 @@ async fn after_failure(
     manifest: &Manifest,
     settings: &Settings,
 ) -> Result<bool, Stop> {
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &manifest.namespace,
+        &HELM_RELEASE.api_resource(),
+    );
     let what = format!(
         "reading HelmRelease {}/{}",
         manifest.namespace, manifest.name
@@ -573,7 +551,7 @@ async fn apply_all(
     if let Some(repo) = &manifest.repository {
         apply(
             client,
-            &helmrepositories(),
+            &HELM_REPOSITORY.api_resource(),
             repo,
             &Annotations {
                 requested_at: annotations.requested_at,
@@ -586,7 +564,7 @@ async fn apply_all(
     }
     apply(
         client,
-        &helmreleases(),
+        &HELM_RELEASE.api_resource(),
         &manifest.release,
         annotations,
         settings,
@@ -648,8 +626,11 @@ async fn wait_released(
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &manifest.namespace,
+        &HELM_RELEASE.api_resource(),
+    );
     let mut wait = Wait::new(target, settings.timeout);
     let what = format!("reading HelmRelease {}", log.object);
     // Once the HelmRepository has handled our request it stays handled: stop reading it then.
@@ -744,8 +725,11 @@ async fn repository_handled(
 ) -> bool {
     let name = text_at(repo, "/metadata/name");
     let namespace = text_at(repo, "/metadata/namespace");
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &helmrepositories());
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &HELM_REPOSITORY.api_resource(),
+    );
     match settings
         .call("reading the HelmRepository", api.get_opt(&name))
         .await
@@ -781,8 +765,11 @@ async fn delete_repository_if_unused(
 ) -> Result<(), Stop> {
     let name = text_at(repo, "/metadata/name");
     let namespace = text_at(repo, "/metadata/namespace");
-    let releases =
-        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &helmreleases());
+    let releases = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &HELM_RELEASE.api_resource(),
+    );
     let what = format!("listing HelmReleases in {namespace}");
     let list = settings
         .call(&what, releases.list(&kube::api::ListParams::default()))
@@ -811,8 +798,11 @@ async fn delete_repository_if_unused(
         );
         return Ok(());
     }
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &helmrepositories());
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &HELM_REPOSITORY.api_resource(),
+    );
     let deleting = format!("deleting HelmRepository {object}");
     match settings
         .call(&deleting, api.delete(&name, &DeleteParams::default()))
@@ -835,8 +825,11 @@ async fn delete_release(
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), &manifest.namespace, &helmreleases());
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &manifest.namespace,
+        &HELM_RELEASE.api_resource(),
+    );
     let name = &manifest.name;
     let what = format!("reading HelmRelease {}", log.object);
     let Some(existing) = settings

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use orkestra_e2e::{
     CommandOutput, TestCluster, TestScope, applicationgroup_resource, cluster_or_skip,
     helmrelease_resource, workflow_resource, workspace_bin,
@@ -25,10 +23,7 @@ static CRD_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 const OWNER: &str = "orkestra.azure.microsoft.com/owner";
 
 fn controller_revisions() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("apps", "v1", "ControllerRevision"),
-        "controllerrevisions",
-    )
+    orkestra::api::resources::CONTROLLER_REVISION.api_resource()
 }
 
 async fn plugin(cluster: &TestCluster, context: &str, args: &[&str]) -> Result<CommandOutput> {
