@@ -503,19 +503,32 @@ fn helmrelease_template(image: &str) -> Value {
     container_template(
         HELMRELEASE_TEMPLATE,
         vec![json!({ "name": "chart" })],
-        json!({
-            "name": "executor",
-            "image": image,
-            "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-            "command": ["kubectl-orkestra"],
-            "args": [
-                "executor", "helmrelease", "--action", "install",
-                "--revision", "{{workflow.namespace}}/{{workflow.name}}",
-                "--chart", "{{inputs.parameters.chart}}",
-                "--timeout", "{{inputs.parameters.timeout}}",
+        executor_container(
+            image,
+            "install",
+            &[
+                "--revision",
+                "{{workflow.namespace}}/{{workflow.name}}",
+                "--chart",
+                "{{inputs.parameters.chart}}",
             ],
-        }),
+        ),
     )
+}
+
+/// The container running our executor: `kubectl-orkestra executor helmrelease --action
+/// <action>`, then `args`, waiting at most the template's `timeout` input.
+fn executor_container(image: &str, action: &str, args: &[&str]) -> Value {
+    let mut all = vec!["executor", "helmrelease", "--action", action];
+    all.extend_from_slice(args);
+    all.extend(["--timeout", "{{inputs.parameters.timeout}}"]);
+    json!({
+        "name": "executor",
+        "image": image,
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+        "command": ["kubectl-orkestra"],
+        "args": all,
+    })
 }
 
 /// Inputs every executor template takes: the executor's `timeout` and Argo's `deadline` (the
@@ -550,17 +563,11 @@ pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
     container_template(
         name,
         vec![json!({ "name": "manifest" })],
-        json!({
-            "name": "executor",
-            "image": image,
-            "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-            "command": ["kubectl-orkestra"],
-            "args": [
-                "executor", "helmrelease", "--action", action,
-                "--manifest", "{{inputs.parameters.manifest}}",
-                "--timeout", "{{inputs.parameters.timeout}}",
-            ],
-        }),
+        executor_container(
+            image,
+            action,
+            &["--manifest", "{{inputs.parameters.manifest}}"],
+        ),
     )
 }
 
