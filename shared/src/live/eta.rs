@@ -5,59 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::ApplicationGroupSpec;
 use crate::emit::argo;
 use crate::graph::app_dag;
 use crate::labels;
-use crate::live::report::{StatusReport, Verdict};
+use crate::live::report::{Eta, StatusReport, Verdict};
 use crate::live::workflow::{self, Step};
-
-/// The expected time left.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Eta {
-    /// Seconds left (at least, when some applications have no earlier duration).
-    pub seconds: f64,
-    /// The chain of applications still to finish that takes longest, first to last.
-    pub path: Vec<String>,
-    /// Applications not finished that never succeeded before (counted as 0).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unknown: Vec<String>,
-    /// True when the release waits at a gate (the time until someone promotes is not counted).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub at_gate: bool,
-}
-
-impl Eta {
-    /// `2m10s left (api -> web)`, with what is not counted.
-    pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{}{} left",
-            if self.unknown.is_empty() {
-                ""
-            } else {
-                "at least "
-            },
-            crate::duration::human(std::time::Duration::from_secs_f64(self.seconds.max(0.0)))
-        );
-        if !self.path.is_empty() {
-            s.push_str(&format!(" ({})", self.path.join(" -> ")));
-        }
-        if self.at_gate {
-            s.push_str(", after the gate is passed");
-        }
-        if !self.unknown.is_empty() {
-            s.push_str(&format!(
-                "; never released before: {}",
-                self.unknown.join(", ")
-            ));
-        }
-        s
-    }
-}
 
 fn revision_of(workflow: &Value) -> i64 {
     workflow

@@ -33,6 +33,50 @@ pub struct NodeStatus {
     pub duration_seconds: Option<f64>,
 }
 
+/// The expected time left of a release in flight (computed by [`crate::live::eta`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Eta {
+    /// Seconds left (at least, when some applications have no earlier duration).
+    pub seconds: f64,
+    /// The chain of applications still to finish that takes longest, first to last.
+    pub path: Vec<String>,
+    /// Applications not finished that never succeeded before (counted as 0).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+    /// True when the release waits at a gate (the time until someone promotes is not counted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_gate: bool,
+}
+
+impl Eta {
+    /// `2m10s left (api -> web)`, with what is not counted.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{}{} left",
+            if self.unknown.is_empty() {
+                ""
+            } else {
+                "at least "
+            },
+            crate::duration::human(std::time::Duration::from_secs_f64(self.seconds.max(0.0)))
+        );
+        if !self.path.is_empty() {
+            s.push_str(&format!(" ({})", self.path.join(" -> ")));
+        }
+        if self.at_gate {
+            s.push_str(", after the gate is passed");
+        }
+        if !self.unknown.is_empty() {
+            s.push_str(&format!(
+                "; never released before: {}",
+                self.unknown.join(", ")
+            ));
+        }
+        s
+    }
+}
+
 /// How the latest release of a group stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Verdict {
@@ -273,7 +317,7 @@ pub struct StatusReport {
     /// The expected time left of a release in flight (see [`crate::live::eta`]); set by the caller,
     /// which has the earlier Workflows.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub eta: Option<crate::live::eta::Eta>,
+    pub eta: Option<Eta>,
 }
 
 /// What `status` reads: the group, its latest Workflow and its HelmReleases.

@@ -93,7 +93,7 @@ pub struct GraphView {
     pub critical_path_by: String,
     /// The expected time left of the release in flight, when known (set by the caller).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub eta: Option<crate::live::eta::Eta>,
+    pub eta: Option<crate::live::report::Eta>,
 }
 
 /// Why a view cannot be built.
