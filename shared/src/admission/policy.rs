@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::admission::validate::Violation;
 use crate::api::ExecutorType;
+use crate::api::defaults::workflow_settings;
 use crate::emit::argo;
 use crate::input::parse;
 
@@ -41,7 +42,7 @@ impl Policy {
         let Ok(spec) = parse::parse_spec(object) else {
             return out; // the rules report why the spec cannot be read
         };
-        let wt = crate::api::defaults::workflow_settings(&spec);
+        let wt = workflow_settings(&spec);
         let namespace = wt.namespace.unwrap_or_default();
         if !allowed(&self.workflow_namespaces, &namespace, str::eq) {
             out.push(self.denial(

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::admission::flux_schema;
 use crate::api::limits;
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, KIND};
 use crate::duration;
+use crate::emit::argo;
 use crate::graph::{self, Dag, Incomplete};
 use crate::input::hints::Hints;
 use crate::input::parse;
@@ -411,7 +413,7 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
             ] {
                 if let Some(value) = value {
                     let path = format!("{base}.release.{block}");
-                    crate::admission::flux_schema::check_block(block, value, &path, &mut |p, m| {
+                    flux_schema::check_block(block, value, &path, &mut |p, m| {
                         report.error(p, format!("{who}: {m}"))
                     });
                 }
@@ -431,8 +433,8 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                         format!("{base}.release.{action}.remediation.retries"),
                         format!(
                             "{who}: negative retries make Flux retry forever; the release step gives up after {} attempts ({})",
-                            crate::emit::argo::UNBOUNDED_RETRIES_ATTEMPTS,
-                            duration::human(Duration::from_secs(crate::emit::argo::step_budget(app)))
+                            argo::UNBOUNDED_RETRIES_ATTEMPTS,
+                            duration::human(Duration::from_secs(argo::step_budget(app)))
                         ),
                     );
                 }
@@ -530,7 +532,7 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
                     format!("{path}.image.command"),
                     format!(
                         "custom {who} names no command; the step runs {} in its image",
-                        crate::emit::argo::DEFAULT_EXECUTOR_COMMAND
+                        argo::DEFAULT_EXECUTOR_COMMAND
                     ),
                 );
             }

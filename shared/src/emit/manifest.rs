@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApplicationGroupSpec, KIND};
 use crate::emit::{argo, flux};
+use crate::input::parse::parse_spec;
 
 /// Why a revision cannot give a step its manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +28,7 @@ pub enum StepManifestError {
 pub fn step_manifest(cr: &Value, chart: &str) -> Result<Value, StepManifestError> {
     let spec: ApplicationGroupSpec = cr
         .pointer("/data/spec")
-        .and_then(|s| crate::input::parse::parse_spec(&json!({ "spec": s })).ok())
+        .and_then(|s| parse_spec(&json!({ "spec": s })).ok())
         .ok_or(StepManifestError::NoSpec)?;
     let group = cr
         .pointer("/metadata/ownerReferences")

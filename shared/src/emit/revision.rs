@@ -9,11 +9,14 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::api::defaults::WORKFLOW_NAMESPACE;
 use crate::api::{API_VERSION, ApplicationGroupSpec, KIND};
 use crate::emit::argo::{self, WorkflowMeta};
-use crate::labels::{GENERATION_LABEL, REVISION_LABEL, WORKFLOW_TYPE_LABEL};
-use crate::labels::{HERITAGE, HERITAGE_VALUE, OWNER};
-use crate::labels::{PROMOTED_BY, ROLLBACK_OF, WORKFLOW, owner_label};
+use crate::input::parse::{SpecError, parse_spec};
+use crate::labels::{
+    GENERATION_LABEL, HERITAGE, HERITAGE_VALUE, OWNER, PROMOTED_BY, REVISION_LABEL, ROLLBACK_OF,
+    WORKFLOW, WORKFLOW_TYPE_LABEL, owner_label,
+};
 use crate::naming::revision_name;
 
 /// `forward` (promote) or `rollback`.
@@ -132,8 +135,8 @@ pub fn forward_workflow(
 /// would create: revision 1, in the group's workflow namespace. A group read from a file has no
 /// uid yet, so the Workflow then carries no ownerReference. `kubectl orkestra validate
 /// --show-workflow` prints it.
-pub fn first_workflow(object: &Value) -> Result<Value, crate::input::parse::SpecError> {
-    let spec = crate::input::parse::parse_spec(object)?;
+pub fn first_workflow(object: &Value) -> Result<Value, SpecError> {
+    let spec = parse_spec(object)?;
     let text = |p: &str| {
         object
             .pointer(p)
@@ -152,7 +155,7 @@ pub fn first_workflow(object: &Value) -> Result<Value, crate::input::parse::Spec
         .workflow_template
         .as_ref()
         .and_then(|w| w.namespace.clone())
-        .unwrap_or_else(|| crate::api::defaults::WORKFLOW_NAMESPACE.to_string());
+        .unwrap_or_else(|| WORKFLOW_NAMESPACE.to_string());
     let r = NewRevision {
         number: 1,
         namespace: &namespace,

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde_json::{Map, Value, json};
 
 use crate::labels::{self, ABORTED_AT, ABORTED_BY, RETRIES};
+use crate::live::workflow::nodes_unavailable;
 use crate::time::format_time;
 
 /// How to stop a release (Argo's shutdown strategies).
@@ -407,7 +408,7 @@ pub fn retry(workflow: &Value, now: i64) -> Result<Retry, ControlError> {
         let phase = if phase.is_empty() { "Pending" } else { phase };
         return Err(ControlError::NotFailed(name, phase.to_string()));
     }
-    if crate::live::workflow::nodes_unavailable(workflow) {
+    if nodes_unavailable(workflow) {
         return Err(ControlError::NodesUnavailable(name));
     }
     let empty = Map::new();
