@@ -1,11 +1,15 @@
 //! `kubectl orkestra executor helmrelease`: the step an Argo Workflow runs for each chart of a
-//! group (same binary as the plugin, so one image serves both).
+//! group (same binary as the plugin, so one image serves both). The decisions (what is applied,
+//! when Flux is forced, which HelmRepository goes, what the verdicts say) are
+//! [`orkestra::live::executor`]'s, the judgement of each HelmRelease read is
+//! [`orkestra::live::helm_release`]'s; this file reads the arguments, talks to the API server
+//! and logs.
 //!
 //! - `install`: make sure the namespaces exist (waiting while one is Terminating), server-side
 //!   apply the HelmRepository and then the HelmRelease with the field manager `orkestra-executor`,
 //!   requesting an immediate reconcile (`reconcile.fluxcd.io/requestedAt`), then read the
-//!   HelmRelease every `--interval` until [`orkestra::live::helm_release`] judges it released for the applied
-//!   generation and chart version, failed for good, or the `--timeout` (the whole step's) is up.
+//!   HelmRelease every `--interval` until it is judged released for the applied generation and
+//!   chart version, failed for good, or the `--timeout` (the whole step's) is up.
 //! - `delete`: delete the HelmRelease and wait until it is gone; on timeout, say what is left.
 //!
 //! One JSON line per state change on stderr. Exit codes (`crate::exit`): 0 released (or deleted),
@@ -23,22 +27,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY};
-use orkestra::emit::flux::{HELM_RELEASE_API_VERSION, HELM_REPOSITORY_API_VERSION};
+use orkestra::live::executor::{self as rules, FIELD_MANAGER, FORCE_AT, StepManifest};
 use orkestra::live::helm_release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::cli::{ExecutorAction, ExecutorCommand, HelmReleaseExecutorArgs};
 use crate::client::KubeArgs;
 // Released or deleted; Flux failed for good; bad input or an API error waiting does not cure;
 // time is up.
 use crate::exit::{EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT};
-
-/// Owner of every field the executor applies, stable across runs so re-applies replace ours.
-pub const FIELD_MANAGER: &str = "orkestra-executor";
-/// Flux's "reconcile now" annotation.
-pub const REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
-/// Flux's "run the Helm action even if nothing changed" annotation (with the `requestedAt` value).
-pub const FORCE_AT: &str = "reconcile.fluxcd.io/forceAt";
 
 pub fn run(command: &ExecutorCommand) -> ExitCode {
     match command {
@@ -77,8 +74,9 @@ fn helmrelease(args: &HelmReleaseExecutorArgs, kube: &KubeArgs) -> ExitCode {
                 ));
             }
         };
-        let manifest = Manifest::parse(&text, client.default_namespace())?;
-        log.object = format!("{}/{}", manifest.namespace, manifest.name);
+        let manifest = StepManifest::parse(&text, client.default_namespace())
+            .map_err(|e| Stop::Usage(e.to_string()))?;
+        log.object = manifest.object();
         match args.action {
             ExecutorAction::Install => install(&client, &manifest, &settings, &log).await,
             ExecutorAction::Delete => delete(&client, &manifest, &settings, &log).await,
@@ -154,14 +152,6 @@ impl Settings {
 // ---------------------------------------------------------------------------------------------
 // The manifest
 
-/// What one step applies: a HelmRelease and, optionally, its HelmRepository, with namespaces set.
-struct Manifest {
-    repository: Option<Value>,
-    release: Value,
-    name: String,
-    namespace: String,
-}
-
 fn read_manifest(arg: &str) -> Result<String, Stop> {
     match arg.strip_prefix('@') {
         Some("-") => {
@@ -200,117 +190,6 @@ async fn fetch_manifest(
     Ok(manifest.to_string())
 }
 
-impl Manifest {
-    fn parse(text: &str, default_namespace: &str) -> Result<Self, Stop> {
-        let docs = orkestra::input::load::documents(text)
-            .map_err(|e| Stop::Usage(format!("the manifest is not YAML or JSON: {e}")))?;
-        let mut repository = None;
-        let mut release = None;
-        for doc in docs {
-            let mut value = doc.value;
-            let kind = text_at(&value, "/kind");
-            let kind = kind.as_str();
-            let api_version = value
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let (slot, want) = match kind {
-                "HelmRelease" => (&mut release, HELM_RELEASE_API_VERSION),
-                "HelmRepository" => (&mut repository, HELM_REPOSITORY_API_VERSION),
-                "" => {
-                    return Err(Stop::Usage(format!(
-                        "manifest document {} has no kind",
-                        doc.index
-                    )));
-                }
-                other => {
-                    return Err(Stop::Usage(format!(
-                        "manifest document {}: kind {other} is not a HelmRelease or HelmRepository",
-                        doc.index
-                    )));
-                }
-            };
-            if api_version != want {
-                return Err(Stop::Usage(format!(
-                    "manifest {kind} has apiVersion {api_version:?}: the executor applies {want}"
-                )));
-            }
-            if slot.is_some() {
-                return Err(Stop::Usage(format!(
-                    "the manifest has more than one {kind}"
-                )));
-            }
-            prepare(&mut value, kind, default_namespace)?;
-            *slot = Some(value);
-        }
-        let release =
-            release.ok_or_else(|| Stop::Usage("the manifest has no HelmRelease".into()))?;
-        let name = text_at(&release, "/metadata/name");
-        let namespace = text_at(&release, "/metadata/namespace");
-        Ok(Manifest {
-            repository,
-            release,
-            name,
-            namespace,
-        })
-    }
-
-    /// Every namespace that must exist: the objects' and the HelmRelease's `spec.targetNamespace`.
-    fn namespaces(&self) -> Vec<String> {
-        let mut out = vec![self.namespace.clone()];
-        let mut add = |ns: String| {
-            if !ns.is_empty() && !out.contains(&ns) {
-                out.push(ns);
-            }
-        };
-        if let Some(repo) = &self.repository {
-            add(text_at(repo, "/metadata/namespace"));
-        }
-        add(text_at(&self.release, "/spec/targetNamespace"));
-        out
-    }
-}
-
-/// Checks the name, sets the namespace, and drops what an apply must not carry (server-owned
-/// metadata, status).
-fn prepare(value: &mut Value, kind: &str, default_namespace: &str) -> Result<(), Stop> {
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| Stop::Usage(format!("the {kind} is not an object")))?;
-    object.remove("status");
-    let metadata = object
-        .entry("metadata")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .ok_or_else(|| Stop::Usage(format!("the {kind}'s metadata is not an object")))?;
-    for key in [
-        "resourceVersion",
-        "uid",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "managedFields",
-        "selfLink",
-    ] {
-        metadata.remove(key);
-    }
-    if metadata
-        .get("name")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return Err(Stop::Usage(format!("the {kind} has no metadata.name")));
-    }
-    if metadata
-        .get("namespace")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        metadata.insert("namespace".into(), json!(default_namespace));
-    }
-    Ok(())
-}
-
 fn text_at(value: &Value, pointer: &str) -> String {
     value
         .pointer(pointer)
@@ -324,7 +203,7 @@ fn text_at(value: &Value, pointer: &str) -> String {
 
 async fn install(
     client: &Client,
-    manifest: &Manifest,
+    manifest: &StepManifest,
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
@@ -385,7 +264,7 @@ struct Annotations<'a> {
 /// release failure, or `Stalled=True`): then the next action is forced.
 async fn after_failure(
     client: &Client,
-    manifest: &Manifest,
+    manifest: &StepManifest,
     settings: &Settings,
 ) -> Result<bool, Stop> {
     let api = Api::<DynamicObject>::namespaced_with(
@@ -403,28 +282,13 @@ async fn after_failure(
         Err(e) if transient(&e) => return Ok(false),
         Err(e) => return Err(api_error(what, e)),
     };
-    let state = orkestra::live::helm_release::release_state(&existing);
-    Ok(state.stalled
-        || state.phase == orkestra::live::helm_release::Phase::Failed.as_str()
-        || (state.ready.as_deref() == Some("False")
-            && matches!(
-                state.reason.as_deref(),
-                Some(
-                    "UpgradeFailed"
-                        | "InstallFailed"
-                        | "RollbackSucceeded"
-                        | "RollbackFailed"
-                        | "UninstallSucceeded"
-                        | "UninstallFailed"
-                        | "TestFailed"
-                )
-            )))
+    Ok(rules::must_force(&existing))
 }
 
 /// Whether an apply failed because its namespace is being deleted.
 fn terminating_namespace(e: &anyhow::Error) -> bool {
     e.downcast_ref::<ApiFailure>()
-        .is_some_and(|f| f.code == 403 && f.message.contains("being terminated"))
+        .is_some_and(|f| rules::is_namespace_terminating(f.code, &f.message))
 }
 
 /// An error status from the API server, said in one line: `<what>: <message> (<code> <reason>)`.
@@ -486,13 +350,9 @@ async fn ensure_namespace(
                     reported = true;
                 }
                 if settings.remaining().is_zero() {
-                    return Err(Stop::TimedOut(format!(
-                        "namespace {name} is still terminating (finalizers: {})",
-                        if finalizers.is_empty() {
-                            "none".into()
-                        } else {
-                            finalizers.join(", ")
-                        }
+                    return Err(Stop::TimedOut(rules::namespace_still_terminating(
+                        name,
+                        &finalizers,
                     )));
                 }
             }
@@ -543,7 +403,7 @@ fn namespace_finalizers(ns: &Namespace) -> Vec<String> {
 /// Applies the HelmRepository, then the HelmRelease; returns the HelmRelease as stored.
 async fn apply_all(
     client: &Client,
-    manifest: &Manifest,
+    manifest: &StepManifest,
     annotations: &Annotations<'_>,
     settings: &Settings,
     log: &Log,
@@ -581,21 +441,9 @@ async fn apply(
     settings: &Settings,
     log: &Log,
 ) -> Result<Value, Stop> {
-    let wanted = annotations;
-    let mut object = object.clone();
+    let object = rules::annotated(object, annotations.requested_at, annotations.force);
     let name = text_at(&object, "/metadata/name");
     let namespace = text_at(&object, "/metadata/namespace");
-    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        let annotations = metadata
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(map) = annotations.as_object_mut() {
-            map.insert(REQUESTED_AT.into(), json!(wanted.requested_at));
-            if wanted.force {
-                map.insert(FORCE_AT.into(), json!(wanted.requested_at));
-            }
-        }
-    }
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let what = format!("applying {} {namespace}/{name}", resource.kind);
@@ -620,7 +468,7 @@ async fn apply(
 
 async fn wait_released(
     client: &Client,
-    manifest: &Manifest,
+    manifest: &StepManifest,
     target: Target,
     requested_at: &str,
     settings: &Settings,
@@ -691,24 +539,14 @@ async fn wait_released(
             Step::Done(Outcome::Failed(j)) => {
                 return Err(Stop::Failed {
                     reason: j.reason.clone(),
-                    message: format!("{} [conditions: {}]", j.message, j.conditions_line()),
+                    message: rules::failed_message(&j),
                 });
             }
             Step::Done(Outcome::TimedOut(last)) => {
-                return Err(Stop::TimedOut(match last {
-                    Some(j) => format!(
-                        "not released after {}: last state {}, Flux's last reason {} ({}); conditions: {}",
-                        orkestra::duration::human(settings.timeout),
-                        j.phase.as_str(),
-                        j.flux_reason().0,
-                        j.flux_reason().1,
-                        j.conditions_line()
-                    ),
-                    None => format!(
-                        "not released after {}: the HelmRelease could not be read",
-                        orkestra::duration::human(settings.timeout)
-                    ),
-                }));
+                return Err(Stop::TimedOut(rules::timed_out_message(
+                    settings.timeout,
+                    last.as_ref(),
+                )));
             }
         }
         settings.pause().await;
@@ -746,7 +584,7 @@ async fn repository_handled(
 /// Deletes the HelmRelease, then its HelmRepository unless another HelmRelease still uses it.
 async fn delete(
     client: &Client,
-    manifest: &Manifest,
+    manifest: &StepManifest,
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
@@ -775,20 +613,12 @@ async fn delete_repository_if_unused(
         .call(&what, releases.list(&kube::api::ListParams::default()))
         .await?
         .map_err(|e| api_error(what.clone(), e))?;
-    let users: Vec<String> = list
+    let releases: Vec<Value> = list
         .items
         .iter()
-        .filter(|hr| hr.metadata.deletion_timestamp.is_none())
         .filter_map(|hr| serde_json::to_value(hr).ok())
-        .filter(|hr| {
-            let source = |k: &str| text_at(hr, &format!("/spec/chart/spec/sourceRef/{k}"));
-            let source_ns = source("namespace");
-            source("kind") == "HelmRepository"
-                && source("name") == name
-                && (source_ns.is_empty() || source_ns == namespace)
-        })
-        .map(|hr| text_at(&hr, "/metadata/name"))
         .collect();
+    let users = rules::repository_users(repo, &releases);
     let object = format!("{namespace}/{name}");
     if !users.is_empty() {
         log.event(
@@ -821,7 +651,7 @@ async fn delete_repository_if_unused(
 
 async fn delete_release(
     client: &Client,
-    manifest: &Manifest,
+    manifest: &StepManifest,
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
@@ -871,7 +701,7 @@ async fn delete_release(
                 return Ok(());
             }
             Ok(Ok(Some(obj))) => {
-                let left = leftover(&obj);
+                let left = rules::leftover(&serde_json::to_value(&obj).unwrap_or_default());
                 if last.as_ref() != Some(&left) {
                     log.event("info", "deleting", json!({ "message": left }));
                     last = Some(left);
@@ -888,45 +718,14 @@ async fn delete_release(
             Err(_) => {}
         }
         if settings.remaining().is_zero() {
-            return Err(Stop::TimedOut(format!(
-                "HelmRelease {} is still there after {}: {}",
-                log.object,
-                orkestra::duration::human(settings.timeout),
-                last.unwrap_or_else(|| "its state could not be read".into())
+            return Err(Stop::TimedOut(rules::delete_timed_out_message(
+                &log.object,
+                settings.timeout,
+                last.as_deref(),
             )));
         }
         settings.pause().await;
     }
-}
-
-/// What keeps a deleted HelmRelease around: its finalizers and Flux's last word.
-fn leftover(obj: &DynamicObject) -> String {
-    let finalizers = obj.finalizers();
-    let mut out = if obj.metadata.deletion_timestamp.is_some() {
-        format!(
-            "terminating, finalizers: {}",
-            if finalizers.is_empty() {
-                "none".into()
-            } else {
-                finalizers.join(", ")
-            }
-        )
-    } else {
-        "not marked for deletion yet".to_owned()
-    };
-    let value = serde_json::to_value(obj).unwrap_or_default();
-    let judgement = orkestra::live::helm_release::judge(
-        &Target {
-            generation: 0,
-            chart_version: None,
-        },
-        Some(&value),
-    );
-    if !judgement.conditions.is_empty() {
-        out.push_str("; conditions: ");
-        out.push_str(&judgement.conditions_line());
-    }
-    out
 }
 
 /// Errors worth retrying until the deadline: throttling, server errors, connection trouble.
@@ -1019,88 +818,5 @@ impl Log {
         };
         self.event(level, event, fields);
         ExitCode::from(code)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn usage(r: Result<Manifest, Stop>) -> String {
-        match r {
-            Err(Stop::Usage(m)) => m,
-            Err(_) => "other error".into(),
-            Ok(_) => "parsed".into(),
-        }
-    }
-
-    #[test]
-    fn reads_a_list_from_the_domain_crate() {
-        let text = r#"{"apiVersion":"v1","kind":"List","items":[
-            {"apiVersion":"source.toolkit.fluxcd.io/v1","kind":"HelmRepository",
-             "metadata":{"name":"repo","namespace":"apps"},"spec":{"url":"https://x"}},
-            {"apiVersion":"helm.toolkit.fluxcd.io/v2","kind":"HelmRelease",
-             "metadata":{"name":"web","namespace":"apps","resourceVersion":"7"},
-             "spec":{"targetNamespace":"web-target"},"status":{"observedGeneration":1}}]}"#;
-        let Ok(m) = Manifest::parse(text, "default") else {
-            panic!("a valid list was refused");
-        };
-        assert_eq!((m.name.as_str(), m.namespace.as_str()), ("web", "apps"));
-        assert!(m.repository.is_some());
-        assert_eq!(
-            m.namespaces(),
-            vec!["apps".to_owned(), "web-target".to_owned()]
-        );
-        assert!(m.release.get("status").is_none());
-        assert!(m.release.pointer("/metadata/resourceVersion").is_none());
-    }
-
-    #[test]
-    fn single_yaml_helmrelease_gets_the_default_namespace() {
-        let text = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: web\nspec: {}\n";
-        let Ok(m) = Manifest::parse(text, "team") else {
-            panic!("a valid HelmRelease was refused");
-        };
-        assert_eq!(m.namespace, "team");
-        assert_eq!(text_at(&m.release, "/metadata/namespace"), "team");
-    }
-
-    #[test]
-    fn refuses_what_it_cannot_apply() {
-        assert!(usage(Manifest::parse("kind: [", "d")).contains("not YAML or JSON"));
-        assert_eq!(
-            usage(Manifest::parse(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
-                "d"
-            )),
-            "manifest document 1: kind ConfigMap is not a HelmRelease or HelmRepository"
-        );
-        assert!(
-            usage(Manifest::parse(
-                "apiVersion: helm.toolkit.fluxcd.io/v2beta1\nkind: HelmRelease\nmetadata: {name: x}\n",
-                "d"
-            ))
-            .contains("the executor applies helm.toolkit.fluxcd.io/v2")
-        );
-        assert_eq!(
-            usage(Manifest::parse(
-                "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata: {name: x}\n",
-                "d"
-            )),
-            "the manifest has no HelmRelease"
-        );
-        assert_eq!(
-            usage(Manifest::parse(
-                "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {}\n",
-                "d"
-            )),
-            "the HelmRelease has no metadata.name"
-        );
-        let two = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: a}\n---\n\
-                   apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: b}\n";
-        assert_eq!(
-            usage(Manifest::parse(two, "d")),
-            "the manifest has more than one HelmRelease"
-        );
     }
 }
