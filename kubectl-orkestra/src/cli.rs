@@ -25,6 +25,11 @@ pub struct Cli {
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE", help_heading = crate::client::HEADING)]
     pub namespace: Option<String>,
 
+    /// Log verbosity, as kubectl's: 0 warnings, 1-3 info, 4-5 debug, 6 and up trace (kube's
+    /// requests); `RUST_LOG` overrides it. Logs go to stderr.
+    #[arg(short = 'v', long = "v", global = true, value_name = "LEVEL", default_value_t = 0, help_heading = crate::client::HEADING)]
+    pub verbosity: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -91,6 +91,12 @@ impl KubeArgs {
                 })?,
             },
         };
+        tracing::debug!(
+            server = %config.cluster_url,
+            namespace = %config.default_namespace,
+            context = self.context.as_deref(),
+            "kube client configured"
+        );
         if let Some(timeout) = self.request_timeout.filter(|t| !t.is_zero()) {
             config.read_timeout = Some(timeout);
             config.write_timeout = Some(timeout);

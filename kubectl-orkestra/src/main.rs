@@ -11,6 +11,7 @@ mod commands;
 mod complete;
 mod exit;
 mod input;
+mod logging;
 mod output;
 
 /// The executable's name (kubectl finds it as `kubectl orkestra`).
@@ -35,6 +36,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::EXIT_ERROR);
         }
     };
+    match cli.command {
+        cli::Command::Executor(_) => logging::executor(),
+        _ => logging::plugin(cli.verbosity),
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

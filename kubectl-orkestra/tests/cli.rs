@@ -559,3 +559,33 @@ fn request_timeout_before_the_subcommand_is_checked() {
         assert!(help.contains(flag), "{flag} in:\n{help}");
     }
 }
+
+#[test]
+fn verbosity_as_kubectl_shows_the_client_logs_on_stderr() {
+    let dir = Scratch::new("verbose");
+    let config = kubeconfig(&dir);
+    let quiet = run_bounded(&["--kubeconfig", &config, "status", "g"], 20);
+    assert!(
+        !stderr(&quiet).contains("kube client configured"),
+        "{}",
+        stderr(&quiet)
+    );
+    for flags in [&["-v", "4"][..], &["-v=6"], &["--v", "5"]] {
+        let mut args = flags.to_vec();
+        args.extend(["--kubeconfig", &config, "status", "g"]);
+        let out = run_bounded(&args, 20);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("kube client configured server=https://127.0.0.1:1/ namespace=team"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains('\x1b'), "colours in a pipe: {err}");
+    }
+    let info = run_bounded(&["-v", "2", "--kubeconfig", &config, "status", "g"], 20);
+    assert!(
+        !stderr(&info).contains("kube client configured"),
+        "{}",
+        stderr(&info)
+    );
+}

@@ -16,7 +16,7 @@
 //! 1 release failed, 2 usage or API error, 3 timeout. No API discovery: the resources are fixed.
 
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,28 @@ use kube::{Client, ResourceExt as _};
 use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY};
 use orkestra::live::executor::{self as rules, FIELD_MANAGER, FORCE_AT, StepManifest};
 use orkestra::live::helm_release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cli::{ExecutorAction, ExecutorCommand, HelmReleaseExecutorArgs};
 use crate::client::KubeArgs;
 // Released or deleted; Flux failed for good; bad input or an API error waiting does not cure;
 // time is up.
 use crate::exit::{EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT};
+
+/// One JSON line on stderr (tracing, see `crate::logging`): `timestamp`, `level`, then `event`,
+/// `action`, `helmRelease` (once known), `elapsed` (seconds since the start) and the event's own
+/// fields; a field that is `None` is left out.
+macro_rules! step_event {
+    ($log:expr, $level:ident, $event:literal $(, $($fields:tt)*)?) => {
+        tracing::$level!(
+            event = $event,
+            action = $log.action,
+            helmRelease = $log.object(),
+            elapsed = $log.elapsed(),
+            $($($fields)*)?
+        )
+    };
+}
 
 pub fn run(command: &ExecutorCommand) -> ExitCode {
     match command {
@@ -213,10 +228,11 @@ async fn install(
     if force {
         // Going back to the deployed version after a failed upgrade can stay UpgradeFailed
         // although Flux finds the release in sync (fluxcd/helm-controller#1362): force the action.
-        log.event(
-            "info",
+        step_event!(
+            log,
+            info,
             "force",
-            json!({ "message": format!("the HelmRelease's last action failed: setting {FORCE_AT}") }),
+            message = %format!("the HelmRelease's last action failed: setting {FORCE_AT}"),
         );
     }
     let annotations = Annotations {
@@ -232,11 +248,7 @@ async fn install(
                 if terminating_namespace(&e) && settings.remaining() > Duration::ZERO =>
             {
                 // Deleted between our check and the apply: wait for it again.
-                log.event(
-                    "warn",
-                    "namespace-terminating",
-                    json!({ "message": format!("{e:#}") }),
-                );
+                step_event!(log, warn, "namespace-terminating", message = %format!("{e:#}"));
                 settings.pause().await;
             }
             other => break other?,
@@ -341,11 +353,13 @@ async fn ensure_namespace(
             Ok(Some(ns)) => {
                 let finalizers = namespace_finalizers(&ns);
                 if !reported {
-                    log.event(
-                        "info",
+                    step_event!(
+                        log,
+                        info,
                         "namespace-terminating",
-                        json!({ "namespace": name, "finalizers": finalizers,
-                                "message": "waiting until it is gone to create it again" }),
+                        namespace = name,
+                        finalizers = %finalizers.join(", "),
+                        message = "waiting until it is gone to create it again",
                     );
                     reported = true;
                 }
@@ -371,7 +385,7 @@ async fn ensure_namespace(
                 let what = format!("creating namespace {name}");
                 match settings.call(&what, api.create(&post, &ns)).await? {
                     Ok(_) => {
-                        log.event("info", "namespace-created", json!({ "namespace": name }));
+                        step_event!(log, info, "namespace-created", namespace = name);
                         return Ok(());
                     }
                     // Someone else made it (or it is terminating): look again.
@@ -380,11 +394,7 @@ async fn ensure_namespace(
                 }
             }
             Err(e) if transient(&e) && !settings.remaining().is_zero() => {
-                log.event(
-                    "warn",
-                    "api-retry",
-                    json!({ "message": format!("{what}: {e}") }),
-                );
+                step_event!(log, warn, "api-retry", message = %format!("{what}: {e}"));
             }
             Err(e) => return Err(api_error(what, e)),
         }
@@ -453,15 +463,14 @@ async fn apply(
         .map_err(|e| api_error(what.clone(), e))?;
     let stored = serde_json::to_value(&stored)
         .map_err(|e| Stop::Error(anyhow!(e).context("reading the applied object")))?;
-    log.event(
-        "info",
+    step_event!(
+        log,
+        info,
         "applied",
-        json!({
-            "kind": resource.kind,
-            "object": format!("{namespace}/{name}"),
-            "generation": stored.pointer("/metadata/generation"),
-            "chartVersion": stored.pointer("/spec/chart/spec/version"),
-        }),
+        kind = resource.kind.as_str(),
+        object = %format!("{namespace}/{name}"),
+        generation = stored.pointer("/metadata/generation").and_then(serde_json::Value::as_i64),
+        chartVersion = stored.pointer("/spec/chart/spec/version").and_then(serde_json::Value::as_str),
     );
     Ok(stored)
 }
@@ -495,11 +504,7 @@ async fn wait_released(
                     .map_err(|e| Stop::Error(anyhow!(e).context("reading the HelmRelease")))?,
             ),
             Ok(Err(e)) if transient(&e) => {
-                log.event(
-                    "warn",
-                    "api-retry",
-                    json!({ "message": format!("{what}: {e}") }),
-                );
+                step_event!(log, warn, "api-retry", message = %format!("{what}: {e}"));
                 None
             }
             Ok(Err(e)) => return Err(api_error(what, e)),
@@ -526,13 +531,15 @@ async fn wait_released(
                 }
             }
             Step::Done(Outcome::Released(j)) => {
-                log.event(
-                    "info",
+                step_event!(
+                    log,
+                    info,
                     "released",
-                    json!({
-                        "reason": j.reason, "message": j.message, "revision": j.revision,
-                        "generation": j.generation, "observedGeneration": j.observed_generation,
-                    }),
+                    reason = j.reason.as_str(),
+                    message = j.message.as_str(),
+                    revision = j.revision.as_deref(),
+                    generation = j.generation,
+                    observedGeneration = j.observed_generation,
                 );
                 return Ok(());
             }
@@ -621,10 +628,12 @@ async fn delete_repository_if_unused(
     let users = rules::repository_users(repo, &releases);
     let object = format!("{namespace}/{name}");
     if !users.is_empty() {
-        log.event(
-            "info",
+        step_event!(
+            log,
+            info,
             "repository-kept",
-            json!({ "helmRepository": object, "usedBy": users }),
+            helmRepository = %object,
+            usedBy = %users.join(", "),
         );
         return Ok(());
     }
@@ -638,11 +647,7 @@ async fn delete_repository_if_unused(
         .call(&deleting, api.delete(&name, &DeleteParams::default()))
         .await?
     {
-        Ok(_) => log.event(
-            "info",
-            "repository-deleted",
-            json!({ "helmRepository": object }),
-        ),
+        Ok(_) => step_event!(log, info, "repository-deleted", helmRepository = %object),
         Err(kube::Error::Api(s)) if s.is_not_found() => {}
         Err(e) => return Err(api_error(deleting, e)),
     }
@@ -667,10 +672,11 @@ async fn delete_release(
         .await?
         .map_err(|e| api_error(what.clone(), e))?
     else {
-        log.event(
-            "info",
+        step_event!(
+            log,
+            info,
             "deleted",
-            json!({ "message": "the HelmRelease does not exist" }),
+            message = "the HelmRelease does not exist"
         );
         return Ok(());
     };
@@ -689,30 +695,27 @@ async fn delete_release(
         match settings.call(&what, api.get_opt(name)).await {
             // Gone, or replaced by a new object under the same name: ours is gone.
             Ok(Ok(None)) => {
-                log.event("info", "deleted", json!({}));
+                step_event!(log, info, "deleted");
                 return Ok(());
             }
             Ok(Ok(Some(obj))) if obj.uid() != uid => {
-                log.event(
-                    "info",
+                step_event!(
+                    log,
+                    info,
                     "deleted",
-                    json!({ "message": "a new HelmRelease took its name" }),
+                    message = "a new HelmRelease took its name"
                 );
                 return Ok(());
             }
             Ok(Ok(Some(obj))) => {
                 let left = rules::leftover(&serde_json::to_value(&obj).unwrap_or_default());
                 if last.as_ref() != Some(&left) {
-                    log.event("info", "deleting", json!({ "message": left }));
+                    step_event!(log, info, "deleting", message = left.as_str());
                     last = Some(left);
                 }
             }
             Ok(Err(e)) if transient(&e) => {
-                log.event(
-                    "warn",
-                    "api-retry",
-                    json!({ "message": format!("{what}: {e}") }),
-                );
+                step_event!(log, warn, "api-retry", message = %format!("{what}: {e}"));
             }
             Ok(Err(e)) => return Err(api_error(what, e)),
             Err(_) => {}
@@ -740,8 +743,7 @@ fn transient(e: &kube::Error) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Logs
 
-/// One JSON object per line on stderr: `time`, `level`, `action`, `helmRelease`, `event`,
-/// `elapsed` (seconds since the start), then the event's own fields.
+/// What every line of one run carries.
 struct Log {
     action: &'static str,
     object: String,
@@ -749,74 +751,53 @@ struct Log {
 }
 
 impl Log {
-    fn event(&self, level: &str, event: &str, fields: Value) {
-        let elapsed = (self.start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-        let mut line: Vec<(String, Value)> = vec![
-            (
-                "time".into(),
-                json!(k8s_openapi::jiff::Timestamp::now().to_string()),
-            ),
-            ("level".into(), json!(level)),
-            ("event".into(), json!(event)),
-            ("action".into(), json!(self.action)),
-        ];
-        if !self.object.is_empty() {
-            line.push(("helmRelease".into(), json!(self.object)));
-        }
-        line.push(("elapsed".into(), json!(elapsed)));
-        if let Value::Object(fields) = fields {
-            line.extend(fields.into_iter().filter(|(_, v)| !v.is_null()));
-        }
-        // Keys in this order (serde_json's maps sort them): what happened first, details after.
-        let body: Vec<String> = line
-            .iter()
-            .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
-            .collect();
-        // Nothing sensible to do when stderr is gone.
-        let _ = writeln!(io::stderr().lock(), "{{{}}}", body.join(","));
+    fn object(&self) -> Option<&str> {
+        Some(self.object.as_str()).filter(|o| !o.is_empty())
+    }
+
+    /// Seconds since the start, to the millisecond.
+    fn elapsed(&self) -> f64 {
+        (self.start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
     }
 
     fn state(&self, j: &Judgement) {
-        self.event(
-            "info",
+        let (flux_reason, flux_message) = j.flux_reason();
+        step_event!(
+            self,
+            info,
             "state",
-            json!({
-                "state": j.phase.as_str(),
-                "reason": j.reason,
-                "message": j.message,
-                "fluxReason": j.flux_reason().0,
-                "fluxMessage": j.flux_reason().1,
-                "generation": j.generation,
-                "observedGeneration": j.observed_generation,
-                "revision": j.revision,
-            }),
+            state = j.phase.as_str(),
+            reason = j.reason.as_str(),
+            message = j.message.as_str(),
+            fluxReason = flux_reason,
+            fluxMessage = flux_message,
+            generation = j.generation,
+            observedGeneration = j.observed_generation,
+            revision = j.revision.as_deref(),
         );
     }
 
-    /// Logs why the executor stops and returns its exit code.
+    /// Logs why the executor stops (the last line: what Argo shows of a failed step, through
+    /// `terminationMessagePolicy: FallbackToLogsOnError`) and returns its exit code.
     fn end(&self, stop: Stop) -> ExitCode {
-        let (level, event, fields, code) = match stop {
-            Stop::Failed { reason, message } => (
-                "error",
-                "failed",
-                json!({ "reason": reason, "message": message }),
-                EXIT_FAILED,
-            ),
-            Stop::TimedOut(message) => (
-                "error",
-                "timeout",
-                json!({ "message": message }),
-                EXIT_TIMEOUT,
-            ),
-            Stop::Usage(message) => ("error", "usage", json!({ "message": message }), EXIT_ERROR),
-            Stop::Error(e) => (
-                "error",
-                "error",
-                json!({ "message": format!("{e:#}") }),
-                EXIT_ERROR,
-            ),
+        let code = match stop {
+            Stop::Failed { reason, message } => {
+                step_event!(self, error, "failed", reason = %reason, message = %message);
+                EXIT_FAILED
+            }
+            Stop::TimedOut(message) => {
+                step_event!(self, error, "timeout", message = %message);
+                EXIT_TIMEOUT
+            }
+            Stop::Usage(message) => {
+                step_event!(self, error, "usage", message = %message);
+                EXIT_ERROR
+            }
+            Stop::Error(e) => {
+                step_event!(self, error, "error", message = %format!("{e:#}"));
+                EXIT_ERROR
+            }
         };
-        self.event(level, event, fields);
         ExitCode::from(code)
     }
 }

@@ -635,9 +635,9 @@ async fn install_waits_while_the_namespace_is_terminating() -> Result<()> {
     )?;
     let line = run.wait_for("namespace-terminating", |_| true).await?;
     ensure!(
-        line["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.contains(&json!("e2e.orkestra.azure.microsoft.com/hold"))),
+        line["finalizers"].as_str().is_some_and(|f| f
+            .split(", ")
+            .any(|f| f == "e2e.orkestra.azure.microsoft.com/hold")),
         "{line}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
