@@ -205,14 +205,6 @@ async fn fetch_manifest(
     Ok(manifest.to_string())
 }
 
-fn text_at(value: &Value, pointer: &str) -> String {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 // install
 
@@ -452,8 +444,7 @@ async fn apply(
     log: &Log,
 ) -> Result<Value, Stop> {
     let object = rules::annotated(object, annotations.requested_at, annotations.force);
-    let name = text_at(&object, "/metadata/name");
-    let namespace = text_at(&object, "/metadata/namespace");
+    let (name, namespace) = rules::name_and_namespace(&object);
     let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, resource);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let what = format!("applying {} {namespace}/{name}", resource.kind);
@@ -568,8 +559,7 @@ async fn repository_handled(
     requested_at: &str,
     settings: &Settings,
 ) -> bool {
-    let name = text_at(repo, "/metadata/name");
-    let namespace = text_at(repo, "/metadata/namespace");
+    let (name, namespace) = rules::name_and_namespace(repo);
     let api = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         &namespace,
@@ -608,8 +598,7 @@ async fn delete_repository_if_unused(
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
-    let name = text_at(repo, "/metadata/name");
-    let namespace = text_at(repo, "/metadata/namespace");
+    let (name, namespace) = rules::name_and_namespace(repo);
     let releases = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         &namespace,

@@ -213,8 +213,7 @@ pub fn must_force(existing: &Value) -> bool {
 /// those not being deleted whose chart source is this HelmRepository. The step deletes the
 /// repository only when there are none.
 pub fn repository_users(repository: &Value, releases: &[Value]) -> Vec<String> {
-    let name = text_at(repository, "/metadata/name");
-    let namespace = text_at(repository, "/metadata/namespace");
+    let (name, namespace) = name_and_namespace(repository);
     releases
         .iter()
         .filter(|hr| hr.pointer("/metadata/deletionTimestamp").is_none())
@@ -301,6 +300,14 @@ pub fn namespace_still_terminating(name: &str, finalizers: &[String]) -> String 
 /// waits for it and creates it again).
 pub fn is_namespace_terminating(code: u16, message: &str) -> bool {
     code == 403 && message.contains("being terminated")
+}
+
+/// The `(name, namespace)` of an object of a [`StepManifest`] (empty when missing).
+pub fn name_and_namespace(object: &Value) -> (String, String) {
+    (
+        text_at(object, "/metadata/name"),
+        text_at(object, "/metadata/namespace"),
+    )
 }
 
 fn list_or_none(items: &[&str]) -> String {
