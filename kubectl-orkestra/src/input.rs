@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use orkestra::input::load::{self, Document, LoadError};
 
 use crate::cli::FileArgs;
+use crate::output::write_stderr;
 
 /// Largest input read from one file or stdin. Kubernetes stores at most 1.5 MiB per object, so
 /// this leaves room for many groups in one file.
@@ -168,4 +169,50 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
             e.utf8_error().valid_up_to()
         ),
     })
+}
+
+/// One ApplicationGroup of the input that the webhook would accept, as it would store it.
+pub struct ValidGroup {
+    /// The source it came from (the path as given, `-` for stdin).
+    pub source: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// The spec, defaulted and with the templates injected.
+    pub spec: orkestra::api::ApplicationGroupSpec,
+}
+
+/// The ApplicationGroups of every `-f` path that the webhook would accept, in order, as it would
+/// store them. A source that cannot be read, and every violation of a group it would refuse, is
+/// written to stderr; the flag says whether there was any.
+pub fn valid_groups(args: &FileArgs) -> Result<(Vec<ValidGroup>, bool)> {
+    use orkestra::admission::validate;
+    let mut groups = Vec::new();
+    let mut failed = false;
+    for source in read(args)? {
+        let documents = match source.documents {
+            Ok(d) => d,
+            Err(e) => {
+                write_stderr(&format!("{}: {}\n", source.name, e.message));
+                failed = true;
+                continue;
+            }
+        };
+        for doc in documents.iter().filter(|d| d.kind() == orkestra::api::KIND) {
+            let checked = validate::check(&doc.value);
+            if !checked.report.is_valid() {
+                for v in &checked.report.errors {
+                    write_stderr(&format!("{}: {v}\n", doc.name()));
+                }
+                failed = true;
+                continue;
+            }
+            let object = checked.mutated.as_ref().unwrap_or(&doc.value);
+            groups.push(ValidGroup {
+                source: source.name.clone(),
+                name: doc.name().to_string(),
+                spec: orkestra::input::parse::parse_spec(object)?,
+            });
+        }
+    }
+    Ok((groups, failed))
 }

@@ -4,8 +4,6 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestra::admission::validate;
-use orkestra::api::KIND;
 use orkestra::view::GraphView;
 
 use super::cluster;
@@ -13,8 +11,7 @@ use super::watch::Live;
 use crate::cli::{FileArgs, GraphArgs};
 use crate::exit::{EXIT_FAILED, EXIT_OK};
 use crate::input;
-use crate::output::{write_stderr, write_stdout};
-use orkestra::input::parse;
+use crate::output::write_stdout;
 
 pub fn run(args: &GraphArgs) -> Result<ExitCode> {
     match &args.group {
@@ -78,51 +75,28 @@ fn files(args: &GraphArgs) -> Result<ExitCode> {
         files: args.files.clone(),
         recursive: args.recursive,
     };
-    let mut code = EXIT_OK;
-    let mut first = true;
-    let mut groups = 0usize;
-    for source in input::read(&input)? {
-        let documents = match source.documents {
-            Ok(d) => d,
-            Err(e) => {
-                write_stderr(&format!("{}: {}\n", source.name, e.message));
-                code = EXIT_FAILED;
-                continue;
-            }
-        };
-        for doc in documents.iter().filter(|d| d.kind() == KIND) {
-            groups += 1;
-            let checked = validate::check(&doc.value);
-            if !checked.report.is_valid() {
-                for v in &checked.report.errors {
-                    write_stderr(&format!("{}: {v}\n", doc.name()));
-                }
-                code = EXIT_FAILED;
-                continue;
-            }
-            let object = checked.mutated.as_ref().unwrap_or(&doc.value);
-            let spec = parse::parse_spec(object)?;
-            let view = GraphView::build(doc.name(), &spec, &|_, _| None)?;
-            if !first && args.output == crate::cli::GraphOutput::Svg {
-                anyhow::bail!(
-                    "-o svg draws one ApplicationGroup per picture; {} holds several (pass one file per group)",
-                    source.name
-                );
-            }
-            if !first
-                && matches!(
-                    args.output,
-                    crate::cli::GraphOutput::Levels | crate::cli::GraphOutput::Tree
-                )
-            {
-                write_stdout("\n")?;
-            }
-            first = false;
-            write_stdout(&view.render(args.output.into(), color))?;
+    let (groups, failed) = input::valid_groups(&input)?;
+    for (i, group) in groups.iter().enumerate() {
+        let view = GraphView::build(&group.name, &group.spec, &|_, _| None)?;
+        if i > 0 && args.output == crate::cli::GraphOutput::Svg {
+            anyhow::bail!(
+                "-o svg draws one ApplicationGroup per picture; {} holds several (pass one file per group)",
+                group.source
+            );
         }
+        if i > 0
+            && matches!(
+                args.output,
+                crate::cli::GraphOutput::Levels | crate::cli::GraphOutput::Tree
+            )
+        {
+            write_stdout("\n")?;
+        }
+        write_stdout(&view.render(args.output.into(), color))?;
     }
-    if groups == 0 && code == EXIT_OK {
+    if groups.is_empty() && !failed {
         return Err(input::no_groups(&input));
     }
+    let code = if failed { EXIT_FAILED } else { EXIT_OK };
     Ok(ExitCode::from(code))
 }

@@ -5,16 +5,13 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use orkestra::admission::validate;
-use orkestra::api::KIND;
 use orkestra::plan::impact::{self, Impact};
 
 use super::cluster;
 use crate::cli::{FileArgs, ImpactArgs};
 use crate::exit::{EXIT_FAILED, EXIT_OK};
 use crate::input;
-use crate::output::{write_stderr, write_stdout};
-use orkestra::input::parse;
+use crate::output::write_stdout;
 
 pub fn run(args: &ImpactArgs) -> Result<ExitCode> {
     match &args.group {
@@ -53,40 +50,23 @@ fn files(args: &ImpactArgs) -> Result<ExitCode> {
         files: args.files.clone(),
         recursive: args.recursive,
     };
-    let mut code = EXIT_OK;
+    let (groups, failed) = input::valid_groups(&input)?;
+    let code = if failed { EXIT_FAILED } else { EXIT_OK };
     let mut impacts = Vec::new();
-    let mut groups = Vec::new();
-    for source in input::read(&input)? {
-        let documents = match source.documents {
-            Ok(d) => d,
-            Err(e) => {
-                write_stderr(&format!("{}: {}\n", source.name, e.message));
-                code = EXIT_FAILED;
-                continue;
-            }
-        };
-        for doc in documents.iter().filter(|d| d.kind() == KIND) {
-            let checked = validate::check(&doc.value);
-            if !checked.report.is_valid() {
-                for v in &checked.report.errors {
-                    write_stderr(&format!("{}: {v}\n", doc.name()));
-                }
-                code = EXIT_FAILED;
-                continue;
-            }
-            let object = checked.mutated.as_ref().unwrap_or(&doc.value);
-            let spec = parse::parse_spec(object)?;
-            groups.push(doc.name().to_string());
-            if spec.applications.iter().any(|a| a.name == args.application) {
-                impacts.push(impact::impact(
-                    doc.name(),
-                    &spec,
-                    &args.application,
-                    args.to.as_deref(),
-                )?);
-            }
-        }
+    for group in groups.iter().filter(|g| {
+        g.spec
+            .applications
+            .iter()
+            .any(|a| a.name == args.application)
+    }) {
+        impacts.push(impact::impact(
+            &group.name,
+            &group.spec,
+            &args.application,
+            args.to.as_deref(),
+        )?);
     }
+    let groups: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     if impacts.is_empty() {
         if code != EXIT_OK {
             return Ok(ExitCode::from(code));
