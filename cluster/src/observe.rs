@@ -54,6 +54,11 @@ impl Observation {
     }
 }
 
+/// True for a Workflow phase nothing follows.
+pub fn is_final(phase: &str) -> bool {
+    matches!(phase, "Succeeded" | "Failed" | "Error")
+}
+
 /// The phase of a Workflow; `Pending` before Argo wrote one.
 pub fn phase_of(w: &Value) -> &str {
     w.pointer("/status/phase")

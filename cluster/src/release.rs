@@ -10,7 +10,7 @@ use orkestra::naming::revision_name;
 use orkestra::plan::rollback::{self as plan, RollbackPlan};
 use serde_json::{Value, json};
 
-use crate::observe::phase_of;
+use crate::observe::{is_final, phase_of};
 use crate::{Cluster, Error, Observation, Result, name_of};
 use orkestra::api::resources::{APPLICATION_GROUP, CONTROLLER_REVISION, WORKFLOW};
 
@@ -38,10 +38,6 @@ pub struct Superseded {
     /// Paused at a gate: nobody will pass it now, so it is terminated (`argo terminate`).
     /// Otherwise it is left to finish, and both release the group.
     pub paused: bool,
-}
-
-fn is_final(phase: &str) -> bool {
-    matches!(phase, "Succeeded" | "Failed" | "Error")
 }
 
 /// Decides what a promote of the observed group does. Refuses a group without the injected Argo
@@ -225,7 +221,7 @@ pub async fn promote(
 }
 
 /// Stops a Workflow as `argo terminate` does.
-async fn terminate(cluster: &Cluster, ns: &str, workflow: &str) -> Result<()> {
+pub(crate) async fn terminate(cluster: &Cluster, ns: &str, workflow: &str) -> Result<()> {
     cluster
         .merge_patch(
             WORKFLOW,

@@ -2,11 +2,12 @@
 //! Workflow did: the controller holds the group with a finalizer until this is done.
 
 use orkestra::labels;
+use orkestra::live::executor::name_and_namespace;
 use orkestra::live::workflow as live;
 use orkestra::naming;
 use serde_json::Value;
 
-use crate::observe::phase_of;
+use crate::observe::{is_final, phase_of};
 use crate::{Cluster, Observation, Result, name_of};
 use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY, WORKFLOW};
 
@@ -29,11 +30,8 @@ pub enum Removal {
 }
 
 fn id(obj: &Value) -> String {
-    let ns = obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    format!("{ns}/{}", name_of(obj))
+    let (name, ns) = name_and_namespace(obj);
+    format!("{ns}/{name}")
 }
 
 /// One step of removing a deleted group's releases; call it again until it returns
@@ -47,14 +45,7 @@ pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
         let name = name_of(w);
         let shutdown = w.pointer("/spec/shutdown").is_some();
         if name != reverse_name && !is_final(phase_of(w)) && !shutdown {
-            cluster
-                .merge_patch(
-                    WORKFLOW,
-                    Some(ns),
-                    &name,
-                    &serde_json::json!({ "spec": { "shutdown": "Terminate" } }),
-                )
-                .await?;
+            crate::release::terminate(cluster, ns, &name).await?;
         }
     }
     match obs.workflow(&reverse_name) {
@@ -78,9 +69,9 @@ pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
                 // spec by a promote): removed now, in no particular order.
                 if !obs.helm_releases.is_empty() {
                     for hr in &obs.helm_releases {
-                        let hr_ns = hr.pointer("/metadata/namespace").and_then(Value::as_str);
+                        let (name, hr_ns) = name_and_namespace(hr);
                         cluster
-                            .delete_if_exists(HELM_RELEASE, hr_ns, &name_of(hr))
+                            .delete_if_exists(HELM_RELEASE, Some(&hr_ns), &name)
                             .await?;
                     }
                     return Ok(Removal::Waiting {
@@ -118,20 +109,12 @@ pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
     }
 }
 
-fn is_final(phase: &str) -> bool {
-    matches!(phase, "Succeeded" | "Failed" | "Error")
-}
-
 /// Deletes the group's HelmRepositories that no HelmRelease in their namespace still uses.
 async fn sweep_repositories(cluster: &Cluster, obs: &Observation) -> Result<()> {
     let selector = labels::owner_selector(&obs.group.name);
     for repo in cluster.list(HELM_REPOSITORY, None, &selector).await? {
-        let repo_ns = repo
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = name_of(&repo);
-        let users = cluster.list(HELM_RELEASE, Some(repo_ns), "").await?;
+        let (name, repo_ns) = name_and_namespace(&repo);
+        let users = cluster.list(HELM_RELEASE, Some(&repo_ns), "").await?;
         let used = users.iter().any(|hr| {
             hr.pointer("/spec/chart/spec/sourceRef/name")
                 .and_then(Value::as_str)
@@ -139,7 +122,7 @@ async fn sweep_repositories(cluster: &Cluster, obs: &Observation) -> Result<()> 
         });
         if !used {
             cluster
-                .delete_if_exists(HELM_REPOSITORY, Some(repo_ns), &name)
+                .delete_if_exists(HELM_REPOSITORY, Some(&repo_ns), &name)
                 .await?;
         }
     }

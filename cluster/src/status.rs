@@ -4,8 +4,6 @@
 //! per Workflow type) plus kstatus' `Reconciling` and `Stalled`, so Flux and `kubectl wait` read
 //! it as they read any controller's.
 
-use std::collections::BTreeMap;
-
 use orkestra::labels;
 use orkestra::live::report::{StatusReport, Verdict};
 use orkestra::live::{revision, workflow};
@@ -154,28 +152,23 @@ pub fn ready(obs: &Observation, extra: &Extra<'_>) -> Vec<Condition> {
 /// The original's workflow conditions: the latest Workflow of each type, `True` when it
 /// succeeded, `False` when it failed or waits at a gate, `Unknown` while it runs.
 pub fn workflows(obs: &Observation) -> Vec<Condition> {
-    let mut latest: BTreeMap<&str, &Value> = BTreeMap::new();
-    for w in &obs.workflows {
-        let t = w
-            .pointer("/metadata/labels")
+    let type_of = |w: &Value| {
+        w.pointer("/metadata/labels")
             .and_then(|l| l.get(labels::WORKFLOW_TYPE_LABEL))
             .and_then(Value::as_str)
-            .unwrap_or("forward");
-        let newer = latest.get(t).is_none_or(|old| {
-            revision::latest_workflow(&[(*old).clone(), w.clone()])
-                .is_some_and(|l| crate::name_of(l) == crate::name_of(w))
-        });
-        if newer {
-            latest.insert(t, w);
-        }
-    }
+            .unwrap_or("forward")
+            .to_string()
+    };
     let mut out = Vec::new();
     for (t, type_) in [
         ("forward", "ForwardWorkflowSucceeded"),
         ("reverse", "ReverseWorkflowSucceeded"),
         ("rollback", "RollbackWorkflowSucceeded"),
     ] {
-        let Some(w) = latest.get(t) else { continue };
+        let of_type = obs.workflows.iter().filter(|w| type_of(w) == t);
+        let Some(w) = revision::latest_of(of_type) else {
+            continue;
+        };
         let name = crate::name_of(w);
         let suspended = workflow::nodes(w).iter().any(|n| n.is_active_suspend());
         let (status, reason) = match phase_of(w) {

@@ -101,7 +101,12 @@ pub fn workflow_phases(workflows: &[Value]) -> Vec<(String, String)> {
 
 /// The latest Workflow of a group: highest revision label, then newest; `None` when there is none.
 pub fn latest_workflow(workflows: &[Value]) -> Option<&Value> {
-    workflows.iter().max_by_key(|w| {
+    latest_of(workflows.iter())
+}
+
+/// The latest of some Workflows, by the same order as [`latest_workflow`].
+pub fn latest_of<'a>(workflows: impl Iterator<Item = &'a Value>) -> Option<&'a Value> {
+    workflows.max_by_key(|w| {
         let rev = w
             .pointer("/metadata/labels")
             .and_then(|l| l.get(REVISION_LABEL))
