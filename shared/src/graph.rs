@@ -6,7 +6,7 @@
 //! (validation reports them); everything here stays defined on any input.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// At most this many cycles are listed per graph; a pathological graph has exponentially many.
 pub const MAX_CYCLES: usize = 32;
@@ -14,13 +14,33 @@ pub const MAX_CYCLES: usize = 32;
 pub const CYCLE_STEPS: usize = 200_000;
 
 /// A dependency graph over named nodes.
+///
+/// Names and edges are each kept in one buffer (a large group's graph is a few allocations, not
+/// a few per node).
 #[derive(Debug, Clone, Default)]
 pub struct Dag {
-    names: Vec<String>,
-    /// `deps[i]`: the nodes `i` depends on (known, distinct, not `i`), in declaration order.
-    deps: Vec<Vec<usize>>,
+    /// Every name, one after the other; name `i` ends at `name_ends[i]`.
+    names: String,
+    name_ends: Vec<usize>,
+    /// The nodes each node depends on (known, distinct, not itself), in declaration order: those
+    /// of node `i` end at `dep_ends[i]`.
+    deps: Vec<usize>,
+    dep_ends: Vec<usize>,
     /// `repeated[i]`: node `i` repeats the name of an earlier node (and has no dependents).
     repeated: Vec<bool>,
+}
+
+/// The first declaration of each name, as [`Dag`]s resolve dependencies.
+pub type Index<'a> = foldhash::HashMap<&'a str, usize>;
+
+/// Indexes `names` in declaration order: when a name is declared twice, the first wins.
+pub fn first_declarations<'a>(names: impl IntoIterator<Item = &'a str>) -> Index<'a> {
+    let names = names.into_iter();
+    let mut index = Index::with_capacity_and_hasher(names.size_hint().0, Default::default());
+    for (i, name) in names.enumerate() {
+        index.entry(name).or_insert(i);
+    }
+    index
 }
 
 /// The elementary cycles of a graph.
@@ -83,7 +103,7 @@ impl PathSearch {
             let (Some(&at), Some(pos)) = (self.path.last(), self.next.last_mut()) else {
                 break Search::Done;
             };
-            let Some(&dep) = dag.deps[at].get(*pos) else {
+            let Some(&dep) = dag.dependencies(at).get(*pos) else {
                 self.on_path[at] = false;
                 self.path.pop();
                 self.next.pop();
@@ -122,61 +142,56 @@ impl Dag {
         I: IntoIterator<Item = (&'a str, D)>,
         D: IntoIterator<Item = &'a str>,
     {
-        let nodes: Vec<(&str, Vec<&str>)> = nodes
-            .into_iter()
-            .map(|(n, d)| (n, d.into_iter().collect()))
-            .collect();
-        let mut index = HashMap::with_capacity(nodes.len());
-        for (i, (name, _)) in nodes.iter().enumerate() {
-            index.entry(*name).or_insert(i);
-        }
-        let names = nodes.iter().map(|(n, _)| (*n).to_string()).collect();
-        let repeated = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| index.get(n) != Some(&i))
-            .collect();
-        let deps = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, (_, deps))| {
-                let mut out: Vec<usize> = Vec::with_capacity(deps.len());
-                for d in deps {
-                    if let Some(&j) = index.get(d)
-                        && j != i
-                        && !out.contains(&j)
-                    {
-                        out.push(j);
-                    }
+        let nodes: Vec<(&str, D)> = nodes.into_iter().collect();
+        let index = first_declarations(nodes.iter().map(|(n, _)| *n));
+        Self::with_index(nodes, &index)
+    }
+
+    /// [`Dag::new`] for nodes whose names are already indexed: `index` is
+    /// [`first_declarations`] of these nodes' names.
+    pub fn with_index<'a, I, D>(nodes: I, index: &Index<'_>) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, D)>,
+        D: IntoIterator<Item = &'a str>,
+    {
+        let mut dag = Self::default();
+        for (i, (name, deps)) in nodes.into_iter().enumerate() {
+            dag.names.push_str(name);
+            dag.name_ends.push(dag.names.len());
+            dag.repeated.push(index.get(name) != Some(&i));
+            let start = dag.deps.len();
+            for d in deps {
+                if let Some(&j) = index.get(d)
+                    && j != i
+                    && !dag.deps[start..].contains(&j)
+                {
+                    dag.deps.push(j);
                 }
-                out
-            })
-            .collect();
-        Self {
-            names,
-            deps,
-            repeated,
+            }
+            dag.dep_ends.push(dag.deps.len());
         }
+        dag
     }
 
     /// Number of nodes.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.name_ends.len()
     }
 
     /// True when the graph has no nodes.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.name_ends.is_empty()
     }
 
     /// Name of node `i`.
     pub fn name(&self, i: usize) -> &str {
-        &self.names[i]
+        let start = if i == 0 { 0 } else { self.name_ends[i - 1] };
+        &self.names[start..self.name_ends[i]]
     }
 
     /// The node called `name` (its first declaration).
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n == name)
+        (0..self.len()).find(|&i| self.name(i) == name)
     }
 
     /// True when node `i` is the first declaration of its name (later ones are ignored).
@@ -186,13 +201,14 @@ impl Dag {
 
     /// The nodes `i` depends on.
     pub fn dependencies(&self, i: usize) -> &[usize] {
-        &self.deps[i]
+        let start = if i == 0 { 0 } else { self.dep_ends[i - 1] };
+        &self.deps[start..self.dep_ends[i]]
     }
 
     /// The nodes that depend on `i` directly.
     pub fn dependents(&self, i: usize) -> Vec<usize> {
         (0..self.len())
-            .filter(|&j| self.deps[j].contains(&i))
+            .filter(|&j| self.dependencies(j).contains(&i))
             .collect()
     }
 
@@ -214,7 +230,9 @@ impl Dag {
     /// A release order: every node after its dependencies; among nodes ready at the same time,
     /// declaration order. `None` when the graph has a cycle.
     pub fn topological_order(&self) -> Option<Vec<usize>> {
-        let mut waiting: Vec<usize> = self.deps.iter().map(Vec::len).collect();
+        let mut waiting: Vec<usize> = (0..self.len())
+            .map(|i| self.dependencies(i).len())
+            .collect();
         let dependents = self.dependents_lists();
         let mut ready: BinaryHeap<Reverse<usize>> = (0..self.len())
             .filter(|&i| waiting[i] == 0)
@@ -248,7 +266,8 @@ impl Dag {
         let order = self.topological_order()?;
         let mut level = vec![0; self.len()];
         for i in order {
-            level[i] = self.deps[i]
+            level[i] = self
+                .dependencies(i)
                 .iter()
                 .map(|&d| level[d] + 1)
                 .max()
@@ -277,7 +296,8 @@ impl Dag {
         let mut best = vec![0.0_f64; self.len()];
         let mut via: Vec<Option<usize>> = vec![None; self.len()];
         for &i in &order {
-            let prev = self.deps[i]
+            let prev = self
+                .dependencies(i)
                 .iter()
                 .copied()
                 .max_by(|&a, &b| best[a].total_cmp(&best[b]).then(b.cmp(&a)));
@@ -374,7 +394,7 @@ impl Dag {
             on_stack[root] = true;
             calls.push((root, 0));
             while let Some(&(v, pos)) = calls.last() {
-                if let Some(&w) = self.deps[v].get(pos) {
+                if let Some(&w) = self.dependencies(v).get(pos) {
                     if let Some(top) = calls.last_mut() {
                         top.1 += 1;
                     }
@@ -421,7 +441,7 @@ impl Dag {
         let mut parent = vec![usize::MAX; self.len()];
         let mut queue = std::collections::VecDeque::from([start]);
         while let Some(at) = queue.pop_front() {
-            for &next in &self.deps[at] {
+            for &next in self.dependencies(at) {
                 if next == start {
                     let mut cycle = vec![at];
                     let mut n = at;
@@ -448,15 +468,15 @@ impl Dag {
             if !s.is_empty() {
                 s.push_str(" -> ");
             }
-            s.push_str(&self.names[n]);
+            s.push_str(self.name(n));
         }
         s
     }
 
     fn dependents_lists(&self) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); self.len()];
-        for (i, deps) in self.deps.iter().enumerate() {
-            for &d in deps {
+        for i in 0..self.len() {
+            for &d in self.dependencies(i) {
                 out[d].push(i);
             }
         }

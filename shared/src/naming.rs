@@ -1,6 +1,8 @@
 //! Kubernetes object names derived from user-chosen names: every name Orkestra gives an object
 //! it creates (HelmReleases, namespaces, revisions and their Workflows, HelmRepositories).
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::api::Application;
@@ -68,6 +70,15 @@ pub fn is_dns1123_label(s: &str) -> bool {
 /// readable prefix and gains `-` plus 8 hex digits of its SHA-256, so distinct long names stay
 /// distinct. `None` when nothing alphanumeric is left.
 pub fn to_dns1123(name: &str, max: usize) -> Option<String> {
+    dns1123(name, max).map(Cow::into_owned)
+}
+
+/// [`to_dns1123`], borrowing `name` when it already is a DNS-1123 label of at most `max`
+/// characters (the usual case, so validating a large group copies no names).
+pub fn dns1123(name: &str, max: usize) -> Option<Cow<'_, str>> {
+    if name.len() <= max && is_dns1123_label(name) {
+        return Some(Cow::Borrowed(name));
+    }
     let mapped: String = name
         .chars()
         .map(|c| match c.to_ascii_lowercase() {
@@ -80,12 +91,12 @@ pub fn to_dns1123(name: &str, max: usize) -> Option<String> {
         return None;
     }
     if trimmed.len() <= max {
-        return Some(trimmed.to_string());
+        return Some(Cow::Owned(trimmed.to_string()));
     }
     let hash = short_hash(name);
     let keep = max.saturating_sub(hash.len() + 1);
     let prefix = trimmed[..keep].trim_end_matches('-');
-    Some(format!("{prefix}-{hash}"))
+    Some(Cow::Owned(format!("{prefix}-{hash}")))
 }
 
 /// The first 8 hex digits of the SHA-256 of `s`.
@@ -110,17 +121,37 @@ pub struct ReleaseName {
 impl ReleaseName {
     /// `application "x"` or `subchart "y" of application "x"`.
     pub fn describe(&self) -> String {
-        match &self.subchart {
-            None => format!("application {:?}", self.application),
-            Some(s) => format!("subchart {s:?} of application {:?}", self.application),
-        }
+        describe_release(&self.application, self.subchart.as_deref())
     }
+}
+
+/// `application "x"`, or `subchart "y" of application "x"` for a subchart's release.
+pub fn describe_release(application: &str, subchart: Option<&str>) -> String {
+    match subchart {
+        None => format!("application {application:?}"),
+        Some(s) => format!("subchart {s:?} of application {application:?}"),
+    }
+}
+
+/// One release of an application as [`releases_of`] lists it, borrowing what it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRef<'a> {
+    /// The subchart, when this is a subchart's release.
+    pub subchart: Option<&'a str>,
+    /// HelmRelease `metadata.name` and Helm release name.
+    pub name: Cow<'a, str>,
 }
 
 /// Name of the HelmRelease of an application's own chart: the application's name, readable,
 /// shortened with a hash suffix only when Helm's 53-character limit requires it.
 pub fn release_name(app: &str) -> String {
-    to_dns1123(app, HELM_RELEASE_NAME_MAX).unwrap_or_else(|| format!("app-{}", short_hash(app)))
+    app_label(app, HELM_RELEASE_NAME_MAX).into_owned()
+}
+
+/// An application's name as a DNS-1123 label of at most `max` characters (borrowed when it
+/// already is one), or `app-` and its hash when it has no letters or digits.
+fn app_label(app: &str, max: usize) -> Cow<'_, str> {
+    dns1123(app, max).unwrap_or_else(|| Cow::Owned(format!("app-{}", short_hash(app))))
 }
 
 /// Name of the HelmRelease of a subchart: `<application>-<subchart>`.
@@ -130,39 +161,54 @@ pub fn subchart_release_name(app: &str, subchart: &str) -> String {
 
 /// Namespace an application is released into: `release.targetNamespace`, else its own name.
 pub fn target_namespace(app: &Application) -> String {
-    app.spec
+    namespace_of(app).into_owned()
+}
+
+/// [`target_namespace`], borrowed from `app` where it can be.
+pub fn namespace_of(app: &Application) -> Cow<'_, str> {
+    match app
+        .spec
         .release
         .as_ref()
-        .and_then(|r| r.target_namespace.clone())
-        .unwrap_or_else(|| default_namespace(&app.name))
+        .and_then(|r| r.target_namespace.as_deref())
+    {
+        Some(ns) => Cow::Borrowed(ns),
+        None => app_label(&app.name, DNS1123_LABEL_MAX),
+    }
 }
 
 /// The namespace an application gets when it names none.
 pub fn default_namespace(app: &str) -> String {
-    to_dns1123(app, DNS1123_LABEL_MAX).unwrap_or_else(|| format!("app-{}", short_hash(app)))
+    app_label(app, DNS1123_LABEL_MAX).into_owned()
 }
 
 /// Every release an application makes: its subcharts first, then its own chart.
 pub fn releases_of(app: &Application) -> Vec<ReleaseName> {
-    let namespace = target_namespace(app);
-    let mut out: Vec<ReleaseName> = app
-        .spec
+    let namespace = namespace_of(app);
+    releases(app)
+        .map(|r| ReleaseName {
+            application: app.name.clone(),
+            subchart: r.subchart.map(str::to_string),
+            name: r.name.into_owned(),
+            namespace: namespace.clone().into_owned(),
+        })
+        .collect()
+}
+
+/// [`releases_of`] without copies: the subcharts' releases, then the application's own, all in
+/// [`namespace_of`] the application.
+pub fn releases(app: &Application) -> impl Iterator<Item = ReleaseRef<'_>> {
+    app.spec
         .subcharts
         .iter()
-        .map(|s| ReleaseName {
-            application: app.name.clone(),
-            subchart: Some(s.name.clone()),
-            name: subchart_release_name(&app.name, &s.name),
-            namespace: namespace.clone(),
+        .map(|s| ReleaseRef {
+            subchart: Some(s.name.as_str()),
+            name: Cow::Owned(subchart_release_name(&app.name, &s.name)),
         })
-        .collect();
-    out.push(ReleaseName {
-        application: app.name.clone(),
-        subchart: None,
-        name: release_name(&app.name),
-        namespace,
-    });
-    out
+        .chain(std::iter::once(ReleaseRef {
+            subchart: None,
+            name: app_label(&app.name, HELM_RELEASE_NAME_MAX),
+        }))
 }
 
 /// Name of revision `n` of a group, and of the Workflow releasing it: `<group>-r<n>`, with the

@@ -4,7 +4,8 @@
 //! Each finding names the field it is about (`spec.applications[2].dependencies[0]`). Errors deny
 //! the object; warnings admit it and are shown to the user (admission `warnings`).
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::time::Duration;
 
@@ -179,25 +180,21 @@ fn json_size(value: &Value) -> usize {
 }
 
 /// Validates a parsed spec; the rules that need no metadata.
+///
+/// Paths and messages are written only for what is reported: a valid group of a thousand
+/// applications costs a few passes over its names.
 pub fn validate_spec(spec: &ApplicationGroupSpec, report: &mut Report) {
     let apps = &spec.applications;
     if apps.is_empty() {
         report.error("spec.applications", "at least one application is required");
         return;
     }
-    let level = Level {
-        what: "application",
-        owner: String::new(),
-        base: "spec.applications".into(),
-        peers: "an application in this group",
-        cycle: "dependency cycle".into(),
-    };
     let items: Vec<(&str, &[String])> = apps
         .iter()
         .map(|a| (a.name.as_str(), a.dependencies.as_slice()))
         .collect();
     let mut hints = Hints::default();
-    level.check(&items, &mut hints, report);
+    Level::APPLICATIONS.check(&items, &mut hints, report);
     for (i, app) in apps.iter().enumerate() {
         validate_application(i, app, &mut hints, report);
     }
@@ -214,56 +211,89 @@ pub fn validate_spec(spec: &ApplicationGroupSpec, report: &mut Report) {
 }
 
 /// One level of the three nested dependency graphs: the rules they all share.
-struct Level {
+struct Level<'a> {
     /// `application`, `subchart` or `executor`.
     what: &'static str,
-    /// ` of application "x"`, or empty at the top level.
-    owner: String,
-    /// Path of the list, e.g. `spec.applications[0].spec.subcharts`.
-    base: String,
+    /// The application (index and name) whose subcharts or executors these are; `None` for the
+    /// group's applications.
+    owner: Option<(usize, &'a str)>,
+    /// Field of the list in the application's spec (`subcharts`, `workflow`).
+    field: &'static str,
     /// Completes "which is not ...".
     peers: &'static str,
-    /// Prefix of cycle messages.
-    cycle: String,
 }
 
-impl Level {
+impl Level<'_> {
+    const APPLICATIONS: Level<'static> = Level {
+        what: "application",
+        owner: None,
+        field: "",
+        peers: "an application in this group",
+    };
+
+    /// ` of application "x"`, or empty at the top level.
+    fn owner(&self) -> String {
+        match self.owner {
+            None => String::new(),
+            Some((_, app)) => format!(" of application {app:?}"),
+        }
+    }
+
+    /// Path of the list, e.g. `spec.applications[0].spec.subcharts`.
+    fn base(&self) -> String {
+        match self.owner {
+            None => "spec.applications".into(),
+            Some((i, _)) => format!("spec.applications[{i}].spec.{}", self.field),
+        }
+    }
+
+    /// Prefix of cycle messages.
+    fn cycle(&self) -> String {
+        match self.owner {
+            None => "dependency cycle".into(),
+            Some((_, app)) => format!("{} dependency cycle in application {app:?}", self.what),
+        }
+    }
+
     /// Names, duplicates, unknown and self dependencies, and cycles.
     fn check(&self, items: &[(&str, &[String])], hints: &mut Hints, report: &mut Report) {
-        let Self {
-            what,
-            owner,
-            base,
-            peers,
-            ..
-        } = self;
-        let mut first: HashMap<&str, usize> = HashMap::new();
-        let mut converted: HashMap<String, (usize, &str)> = HashMap::new();
+        let what = self.what;
+        let index = graph::first_declarations(items.iter().map(|(n, _)| *n));
+        let mut converted: foldhash::HashMap<Cow<'_, str>, (usize, &str)> =
+            foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
         for (i, &(name, _)) in items.iter().enumerate() {
-            let path = || format!("{base}[{i}].name");
+            let path = || format!("{}[{i}].name", self.base());
             if name.is_empty() {
-                report.error(path(), format!("{what} name is required{owner}"));
+                report.error(path(), format!("{what} name is required{}", self.owner()));
                 continue;
             }
-            if let Some(&j) = first.get(name) {
+            if let Some(&j) = index.get(name).filter(|&&j| j != i) {
                 report.error(
                     path(),
-                    format!("duplicate {what} name {name:?}{owner} (also at {base}[{j}])"),
+                    format!(
+                        "duplicate {what} name {name:?}{} (also at {}[{j}])",
+                        self.owner(),
+                        self.base()
+                    ),
                 );
                 continue;
             }
-            first.insert(name, i);
-            match naming::to_dns1123(name, DNS1123_LABEL_MAX) {
+            match naming::dns1123(name, DNS1123_LABEL_MAX) {
                 None => report.error(
                     path(),
-                    format!("{what} name {name:?}{owner} has no letters or digits to make a Kubernetes name from"),
+                    format!(
+                        "{what} name {name:?}{} has no letters or digits to make a Kubernetes name from",
+                        self.owner()
+                    ),
                 ),
                 Some(k8s) => {
                     if let Some(&(j, other)) = converted.get(&k8s) {
                         report.error(
                             path(),
                             format!(
-                                "{what} names {other:?} and {name:?}{owner} both become the Kubernetes name {k8s:?} ({base}[{j}])"
+                                "{what} names {other:?} and {name:?}{} both become the Kubernetes name {k8s:?} ({}[{j}])",
+                                self.owner(),
+                                self.base()
                             ),
                         );
                     } else {
@@ -272,12 +302,17 @@ impl Level {
                 }
             }
         }
+        // A dependency is known when it names a declared item; an empty name declares none.
+        let known = |dep: &str| !dep.is_empty() && index.contains_key(dep);
         for (i, &(name, deps)) in items.iter().enumerate() {
             for (j, dep) in deps.iter().enumerate() {
-                let path = || format!("{base}[{i}].dependencies[{j}]");
+                let path = || format!("{}[{i}].dependencies[{j}]", self.base());
                 if dep == name {
-                    report.error(path(), format!("{what} {name:?}{owner} depends on itself"));
-                } else if !first.contains_key(dep.as_str()) {
+                    report.error(
+                        path(),
+                        format!("{what} {name:?}{} depends on itself", self.owner()),
+                    );
+                } else if !known(dep) {
                     let hint = hints
                         .closest(dep, items.iter().map(|(n, _)| *n))
                         .map(|c| format!(" (did you mean {c:?}?)"))
@@ -285,50 +320,60 @@ impl Level {
                     report.error(
                         path(),
                         format!(
-                            "{what} {name:?}{owner} depends on {dep:?}, which is not {peers}{hint}"
+                            "{what} {name:?}{} depends on {dep:?}, which is not {}{hint}",
+                            self.owner(),
+                            self.peers
                         ),
                     );
                 } else if deps[..j].contains(dep) {
                     report.warn(
                         path(),
-                        format!("{what} {name:?}{owner} lists dependency {dep:?} twice"),
+                        format!(
+                            "{what} {name:?}{} lists dependency {dep:?} twice",
+                            self.owner()
+                        ),
                     );
                 }
             }
         }
-        let graph = Dag::new(
+        // Without dependencies there are no edges, so no cycles.
+        if items.iter().all(|(_, deps)| deps.is_empty()) {
+            return;
+        }
+        let graph = Dag::with_index(
             items
                 .iter()
                 .map(|(n, d)| (*n, d.iter().map(String::as_str))),
+            &index,
         );
         let cycles = graph.cycles();
         for cycle in &cycles.cycles {
             // The cycle is reported at the dependency entry that starts it.
             let (from, to) = (cycle[0], graph.name(cycle[1 % cycle.len()]));
             let path = match items[from].1.iter().position(|d| d == to) {
-                Some(j) => format!("{base}[{from}].dependencies[{j}]"),
-                None => format!("{base}[{from}].dependencies"),
+                Some(j) => format!("{}[{from}].dependencies[{j}]", self.base()),
+                None => format!("{}[{from}].dependencies", self.base()),
             };
             report.error(
                 path,
-                format!("{}: {}", self.cycle, graph.describe_cycle(cycle)),
+                format!("{}: {}", self.cycle(), graph.describe_cycle(cycle)),
             );
         }
         match cycles.incomplete {
             None => {}
             Some(Incomplete::MoreCycles) => report.error(
-                base.clone(),
+                self.base(),
                 format!(
                     "{}: more than {max} cycles exist; the first {max} are listed",
-                    self.cycle,
+                    self.cycle(),
                     max = graph::MAX_CYCLES
                 ),
             ),
             Some(Incomplete::OutOfSteps) => report.error(
-                base.clone(),
+                self.base(),
                 format!(
                     "{}: the search for cycles stopped after {} steps; there may be more cycles than are listed",
-                    self.cycle,
+                    self.cycle(),
                     graph::CYCLE_STEPS
                 ),
             ),
@@ -337,55 +382,56 @@ impl Level {
 }
 
 fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: &mut Report) {
-    let base = format!("spec.applications[{i}].spec");
-    let who = format!("application {:?}", app.name);
+    let at = |field: &str| format!("spec.applications[{i}].spec.{field}");
+    let who = || format!("application {:?}", app.name);
     match &app.spec.chart {
-        None => report.error(format!("{base}.chart"), format!("{who} has no chart")),
+        None => report.error(at("chart"), format!("{} has no chart", who())),
         Some(chart) => {
             if chart.url.is_empty() {
                 report.error(
-                    format!("{base}.chart.url"),
-                    format!("{who}: the chart URL is required"),
+                    at("chart.url"),
+                    format!("{}: the chart URL is required", who()),
                 );
             } else if !["https://", "http://", "oci://"]
                 .iter()
                 .any(|s| chart.url.starts_with(s))
             {
                 report.error(
-                    format!("{base}.chart.url"),
+                    at("chart.url"),
                     format!(
-                        "{who}: chart URL {:?} must start with https://, http:// or oci://",
+                        "{}: chart URL {:?} must start with https://, http:// or oci://",
+                        who(),
                         chart.url
                     ),
                 );
             }
             if chart.name.is_empty() {
                 report.error(
-                    format!("{base}.chart.name"),
-                    format!("{who}: the chart name is required"),
+                    at("chart.name"),
+                    format!("{}: the chart name is required", who()),
                 );
             }
             let version = chart.version.as_deref().unwrap_or("");
             if !crate::version::is_pinned(version) {
                 report.warn(
-                    format!("{base}.chart.version"),
-                    format!("{who}: chart version {version:?} is not pinned; releases may differ"),
+                    at("chart.version"),
+                    format!(
+                        "{}: chart version {version:?} is not pinned; releases may differ",
+                        who()
+                    ),
                 );
             }
         }
     }
     match &app.spec.release {
-        None => report.error(
-            format!("{base}.release"),
-            format!("{who} has no release settings"),
-        ),
+        None => report.error(at("release"), format!("{} has no release settings", who())),
         Some(release) => {
             if let Some(ns) = &release.target_namespace
                 && !naming::is_dns1123_label(ns)
             {
                 report.error(
-                    format!("{base}.release.targetNamespace"),
-                    format!("{who}: target namespace {ns:?} is not a valid namespace name (DNS-1123 label)"),
+                    at("release.targetNamespace"),
+                    format!("{}: target namespace {ns:?} is not a valid namespace name (DNS-1123 label)", who()),
                 );
             }
             for (field, value) in [
@@ -395,12 +441,12 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                 let Some(value) = value else { continue };
                 match duration::parse(value) {
                     None => report.error(
-                        format!("{base}.release.{field}"),
-                        format!("{who}: {value:?} is not a duration Flux accepts (write it like 5m, 90s, 1h30m or 500ms)"),
+                        at(&format!("release.{field}")),
+                        format!("{}: {value:?} is not a duration Flux accepts (write it like 5m, 90s, 1h30m or 500ms)", who()),
                     ),
                     Some(d) if field == "timeout" && d > LONG_TIMEOUT => report.warn(
-                        format!("{base}.release.timeout"),
-                        format!("{who}: timeout {value} is very long; a stuck release blocks the group that long"),
+                        at("release.timeout"),
+                        format!("{}: timeout {value} is very long; a stuck release blocks the group that long", who()),
                     ),
                     Some(_) => {}
                 }
@@ -412,9 +458,9 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                 ("uninstall", &release.uninstall),
             ] {
                 if let Some(value) = value {
-                    let path = format!("{base}.release.{block}");
+                    let path = at(&format!("release.{block}"));
                     flux_schema::check_block(block, value, &path, &mut |p, m| {
-                        report.error(p, format!("{who}: {m}"))
+                        report.error(p, format!("{}: {m}", who()))
                     });
                 }
             }
@@ -430,9 +476,10 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
                     .and_then(Value::as_i64);
                 if retries.is_some_and(|r| r < 0) {
                     report.warn(
-                        format!("{base}.release.{action}.remediation.retries"),
+                        at(&format!("release.{action}.remediation.retries")),
                         format!(
-                            "{who}: negative retries make Flux retry forever; the release step gives up after {} attempts ({})",
+                            "{}: negative retries make Flux retry forever; the release step gives up after {} attempts ({})",
+                            who(),
                             argo::UNBOUNDED_RETRIES_ATTEMPTS,
                             duration::human(Duration::from_secs(argo::step_budget(app)))
                         ),
@@ -472,25 +519,24 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
         }
         Level {
             what,
-            owner: format!(" of application {:?}", app.name),
-            base: format!("{base}.{field}"),
+            owner: Some((i, &app.name)),
+            field,
             peers,
-            cycle: format!("{what} dependency cycle in application {:?}", app.name),
         }
         .check(items, hints, report);
     }
-    let app_key = naming::to_dns1123(&app.name, DNS1123_LABEL_MAX);
+    let app_key = naming::dns1123(&app.name, DNS1123_LABEL_MAX);
     for (k, sub) in app.spec.subcharts.iter().enumerate() {
-        if app_key.is_some() && naming::to_dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
+        if app_key.is_some() && naming::dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
             report.error(
-                format!("{base}.subcharts[{k}].name"),
+                at(&format!("subcharts[{k}].name")),
                 format!("subchart {:?} of application {:?} has the same Kubernetes name as its application; the two release steps would collide", sub.name, app.name),
             );
         }
     }
     for (k, executor) in app.spec.workflow.iter().enumerate() {
         validate_executor(
-            &format!("{base}.workflow[{k}]"),
+            |field| at(&format!("workflow[{k}].{field}")),
             &app.name,
             executor,
             report,
@@ -498,49 +544,63 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
     }
 }
 
-fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Report) {
-    let who = format!("executor {:?} of application {app:?}", executor.name);
-    let types = ExecutorType::NAMES.join(", ");
+/// `at(field)` is the path of the executor's `field`.
+fn validate_executor(
+    at: impl Fn(&str) -> String,
+    app: &str,
+    executor: &Executor,
+    report: &mut Report,
+) {
+    let who = || format!("executor {:?} of application {app:?}", executor.name);
+    let types = || ExecutorType::NAMES.join(", ");
     match (&executor.type_, executor.executor_type()) {
         (None, _) => report.error(
-            format!("{path}.type"),
-            format!("{who} has no type (one of {types})"),
+            at("type"),
+            format!("{} has no type (one of {})", who(), types()),
         ),
         (Some(t), None) => report.error(
-            format!("{path}.type"),
-            format!("{who} has unknown type {t:?} (one of {types})"),
+            at("type"),
+            format!("{} has unknown type {t:?} (one of {})", who(), types()),
         ),
         (_, Some(ExecutorType::HelmRelease)) => {}
         (_, Some(ExecutorType::Keptn)) => {
             if parse::keptn_config_map(executor).is_none() {
                 report.error(
-                    format!("{path}.params"),
-                    format!("keptn {who} needs params.configMapRef with a name and a namespace"),
+                    at("params"),
+                    format!(
+                        "keptn {} needs params.configMapRef with a name and a namespace",
+                        who()
+                    ),
                 );
             }
         }
         (_, Some(ExecutorType::Custom)) => {
             if parse::custom_image(executor).is_none() {
                 report.error(
-                    format!("{path}.image"),
-                    format!("custom {who} needs image.image, the container image to run"),
+                    at("image"),
+                    format!(
+                        "custom {} needs image.image, the container image to run",
+                        who()
+                    ),
                 );
             } else if parse::custom_command(executor).is_none()
                 && !parse::custom_command_unusable(executor)
             {
                 report.warn(
-                    format!("{path}.image.command"),
+                    at("image.command"),
                     format!(
-                        "custom {who} names no command; the step runs {} in its image",
+                        "custom {} names no command; the step runs {} in its image",
+                        who(),
                         argo::DEFAULT_EXECUTOR_COMMAND
                     ),
                 );
             }
             if parse::custom_command_unusable(executor) {
                 report.error(
-                    format!("{path}.image.command"),
+                    at("image.command"),
                     format!(
-                        "custom {who}: image.command must be a non-empty list of strings, e.g. [sh, -c, \"...\", smoke]"
+                        "custom {}: image.command must be a non-empty list of strings, e.g. [sh, -c, \"...\", smoke]",
+                        who()
                     ),
                 );
             }
@@ -550,36 +610,35 @@ fn validate_executor(path: &str, app: &str, executor: &Executor, report: &mut Re
 
 /// Two releases with one name in one namespace would fight over the same Helm release.
 fn check_release_names(apps: &[Application], report: &mut Report) {
-    let mut seen: HashMap<(String, String), String> = HashMap::new();
+    // (namespace, release name) -> the application (its index) and subchart releasing it first.
+    let mut seen = foldhash::HashMap::with_capacity_and_hasher(apps.len(), Default::default());
     for (i, app) in apps.iter().enumerate() {
-        let releases = naming::releases_of(app);
-        let (subs, own) = releases.split_at(releases.len() - 1);
-        let paths = app
-            .spec
-            .subcharts
-            .iter()
-            .enumerate()
-            .map(|(k, _)| format!("spec.applications[{i}].spec.subcharts[{k}].name"))
-            .chain([format!("spec.applications[{i}].name")]);
-        for (k, (release, path)) in subs.iter().chain(own).zip(paths).enumerate() {
+        let namespace = naming::namespace_of(app);
+        let subs = &app.spec.subcharts;
+        for (k, release) in naming::releases(app).enumerate() {
+            let subchart = release.subchart;
             // A subchart listed twice is already reported as a duplicate.
-            if release.subchart.is_some()
-                && subs[..k].iter().any(|r| r.subchart == release.subchart)
-            {
+            if subchart.is_some() && subs[..k].iter().any(|s| Some(s.name.as_str()) == subchart) {
                 continue;
             }
-            let key = (release.namespace.clone(), release.name.clone());
-            let who = release.describe();
-            match seen.get(&key) {
-                Some(other) => report.error(
-                    path,
-                    format!(
-                        "{who} and {other} would both release {:?} into namespace {:?}",
-                        release.name, release.namespace
-                    ),
-                ),
-                None => {
-                    seen.insert(key, who);
+            match seen.entry((namespace.clone(), release.name)) {
+                Entry::Occupied(first) => {
+                    let (j, other): (usize, Option<&str>) = *first.get();
+                    let (namespace, name) = first.key();
+                    report.error(
+                        match subchart {
+                            Some(_) => format!("spec.applications[{i}].spec.subcharts[{k}].name"),
+                            None => format!("spec.applications[{i}].name"),
+                        },
+                        format!(
+                            "{} and {} would both release {name:?} into namespace {namespace:?}",
+                            naming::describe_release(&app.name, subchart),
+                            naming::describe_release(&apps[j].name, other),
+                        ),
+                    );
+                }
+                Entry::Vacant(entry) => {
+                    entry.insert((i, subchart));
                 }
             }
         }
