@@ -18,23 +18,29 @@ pub fn parse(s: &str) -> Option<Duration> {
     }
     let mut total = 0f64;
     while !rest.is_empty() {
-        let int_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = |s: &str| {
+            s.bytes()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(s.len())
+        };
+        let int_len = digits(rest);
         if int_len == 0 {
             return None;
         }
         let mut num_len = int_len;
         if let Some(frac) = rest[int_len..].strip_prefix('.') {
-            let frac_len = frac
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(frac.len());
+            let frac_len = digits(frac);
             if frac_len == 0 {
                 return None;
             }
             num_len += 1 + frac_len;
         }
-        let value: f64 = rest[..num_len].parse().ok()?;
+        let value: f64 = if num_len == int_len && int_len <= 15 {
+            // A whole number below 10^15 is exact as an f64, and cheaper read as an integer.
+            rest[..int_len].parse::<u64>().ok()? as f64
+        } else {
+            rest[..num_len].parse().ok()?
+        };
         let tail = &rest[num_len..];
         let (seconds, unit_len) = if tail.starts_with("ms") {
             (1e-3, 2)

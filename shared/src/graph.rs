@@ -30,17 +30,38 @@ pub struct Dag {
     repeated: Vec<bool>,
 }
 
-/// The first declaration of each name, as [`Dag`]s resolve dependencies.
-pub type Index<'a> = foldhash::HashMap<&'a str, usize>;
+/// Where each name is first declared, as [`Dag`]s resolve dependencies.
+#[derive(Debug, Clone, Default)]
+pub struct Declarations<'a> {
+    index: foldhash::HashMap<&'a str, usize>,
+    /// `first[i]`: the node that first declares node `i`'s name.
+    first: Vec<usize>,
+}
 
-/// Indexes `names` in declaration order: when a name is declared twice, the first wins.
-pub fn first_declarations<'a>(names: impl IntoIterator<Item = &'a str>) -> Index<'a> {
-    let names = names.into_iter();
-    let mut index = Index::with_capacity_and_hasher(names.size_hint().0, Default::default());
-    for (i, name) in names.enumerate() {
-        index.entry(name).or_insert(i);
+impl<'a> Declarations<'a> {
+    /// Indexes `names` in declaration order: when a name is declared twice, the first wins.
+    pub fn new(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let names = names.into_iter();
+        let len = names.size_hint().0;
+        let mut out = Self {
+            index: foldhash::HashMap::with_capacity_and_hasher(len, Default::default()),
+            first: Vec::with_capacity(len),
+        };
+        for (i, name) in names.enumerate() {
+            out.first.push(*out.index.entry(name).or_insert(i));
+        }
+        out
     }
-    index
+
+    /// The node that first declares `name`.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The node that first declares node `i`'s name: `i` itself, unless it repeats a name.
+    pub fn first(&self, i: usize) -> usize {
+        self.first[i]
+    }
 }
 
 /// The elementary cycles of a graph.
@@ -143,28 +164,31 @@ impl Dag {
         D: IntoIterator<Item = &'a str>,
     {
         let nodes: Vec<(&str, D)> = nodes.into_iter().collect();
-        let index = first_declarations(nodes.iter().map(|(n, _)| *n));
-        Self::with_index(nodes, &index)
+        let names = Declarations::new(nodes.iter().map(|(n, _)| *n));
+        Self::resolved(
+            &names,
+            nodes
+                .into_iter()
+                .map(|(n, deps)| (n, deps.into_iter().map(|d| names.get(d)))),
+        )
     }
 
-    /// [`Dag::new`] for nodes whose names are already indexed: `index` is
-    /// [`first_declarations`] of these nodes' names.
-    pub fn with_index<'a, I, D>(nodes: I, index: &Index<'_>) -> Self
+    /// [`Dag::new`] for `(name, dependencies)` pairs whose dependencies `names` (the
+    /// [`Declarations`] of these nodes) already resolved: each the node it names, `None` when it
+    /// names none.
+    pub fn resolved<'a, I, D>(names: &Declarations<'_>, nodes: I) -> Self
     where
         I: IntoIterator<Item = (&'a str, D)>,
-        D: IntoIterator<Item = &'a str>,
+        D: IntoIterator<Item = Option<usize>>,
     {
         let mut dag = Self::default();
         for (i, (name, deps)) in nodes.into_iter().enumerate() {
             dag.names.push_str(name);
             dag.name_ends.push(dag.names.len());
-            dag.repeated.push(index.get(name) != Some(&i));
+            dag.repeated.push(names.first(i) != i);
             let start = dag.deps.len();
-            for d in deps {
-                if let Some(&j) = index.get(d)
-                    && j != i
-                    && !dag.deps[start..].contains(&j)
-                {
+            for j in deps.into_iter().flatten() {
+                if j != i && !dag.deps[start..].contains(&j) {
                     dag.deps.push(j);
                 }
             }

@@ -1,17 +1,22 @@
 //! Chart versions as Helm reads them: pinned (an exact version) or a range left to Flux, and
 //! whether the revision Flux attempted satisfies the version applied.
 
-/// Numeric parts, pre-release and whether a `v` was written, of a version (build metadata dropped).
-fn parse_version(s: &str) -> Option<(Vec<u64>, &str)> {
+/// Numeric parts (one to three written, missing ones 0) and pre-release of a version (a leading
+/// `v` and build metadata dropped).
+fn parse_version(s: &str) -> Option<([u64; 3], &str)> {
     let s = s.trim();
     let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
     let s = s.split_once('+').map_or(s, |(v, _)| v);
     let (core, pre) = s.split_once('-').unwrap_or((s, ""));
-    let parts = core
-        .split('.')
-        .map(|p| p.parse::<u64>().ok())
-        .collect::<Option<Vec<_>>>()?;
-    (!parts.is_empty() && parts.len() <= 3).then_some((parts, pre))
+    let mut parts = [0; 3];
+    let mut written = core.split('.');
+    for part in &mut parts {
+        match written.next() {
+            Some(p) => *part = p.parse().ok()?,
+            None => break,
+        }
+    }
+    written.next().is_none().then_some((parts, pre))
 }
 
 /// A version the chart must be exactly (Helm reads a bare version as `=`): `1.2.3`, `v1`, `=1.2.3`,
@@ -33,11 +38,7 @@ pub fn version_matches(spec: &str, revision: &str) -> bool {
     let Some((got, got_pre)) = parse_version(revision) else {
         return spec.trim_start_matches(['=', 'v', 'V']) == revision.trim_start_matches(['v', 'V']);
     };
-    let pad = |mut v: Vec<u64>| {
-        v.resize(3, 0);
-        v
-    };
-    pad(want) == pad(got) && want_pre == got_pre
+    want == got && want_pre == got_pre
 }
 
 #[cfg(test)]
@@ -49,7 +50,16 @@ mod tests {
         for v in ["1.2.3", "v1", "6.6.0", "1.12.0-alpha.1", "=1.2.3"] {
             assert!(is_pinned(v), "{v}");
         }
-        for v in ["", "*", "1.x", ">=1.0", "^1.2", "~1.2", "1.0 - 2.0"] {
+        for v in [
+            "",
+            "*",
+            "1.x",
+            ">=1.0",
+            "^1.2",
+            "~1.2",
+            "1.0 - 2.0",
+            "1.2.3.4",
+        ] {
             assert!(!is_pinned(v), "{v}");
         }
     }

@@ -16,7 +16,7 @@ use crate::api::limits;
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, KIND};
 use crate::duration;
 use crate::emit::argo;
-use crate::graph::{self, Dag, Incomplete};
+use crate::graph::{self, Dag, Declarations, Incomplete};
 use crate::input::hints::Hints;
 use crate::input::parse;
 use crate::input::schema;
@@ -258,7 +258,7 @@ impl Level<'_> {
     /// Names, duplicates, unknown and self dependencies, and cycles.
     fn check(&self, items: &[(&str, &[String])], hints: &mut Hints, report: &mut Report) {
         let what = self.what;
-        let index = graph::first_declarations(items.iter().map(|(n, _)| *n));
+        let names = Declarations::new(items.iter().map(|(n, _)| *n));
         let mut converted: foldhash::HashMap<Cow<'_, str>, (usize, &str)> =
             foldhash::HashMap::with_capacity_and_hasher(items.len(), Default::default());
         for (i, &(name, _)) in items.iter().enumerate() {
@@ -267,7 +267,8 @@ impl Level<'_> {
                 report.error(path(), format!("{what} name is required{}", self.owner()));
                 continue;
             }
-            if let Some(&j) = index.get(name).filter(|&&j| j != i) {
+            let j = names.first(i);
+            if j != i {
                 report.error(
                     path(),
                     format!(
@@ -302,17 +303,21 @@ impl Level<'_> {
                 }
             }
         }
-        // A dependency is known when it names a declared item; an empty name declares none.
-        let known = |dep: &str| !dep.is_empty() && index.contains_key(dep);
+        // Each dependency resolved once, for these rules and for the graph.
+        let mut targets = Vec::with_capacity(items.iter().map(|(_, deps)| deps.len()).sum());
         for (i, &(name, deps)) in items.iter().enumerate() {
             for (j, dep) in deps.iter().enumerate() {
                 let path = || format!("{}[{i}].dependencies[{j}]", self.base());
+                let target = names.get(dep);
+                targets.push(target);
+                // An empty name declares nothing (the graph still links it).
+                let known = !dep.is_empty() && target.is_some();
                 if dep == name {
                     report.error(
                         path(),
                         format!("{what} {name:?}{} depends on itself", self.owner()),
                     );
-                } else if !known(dep) {
+                } else if !known {
                     let hint = hints
                         .closest(dep, items.iter().map(|(n, _)| *n))
                         .map(|c| format!(" (did you mean {c:?}?)"))
@@ -337,14 +342,17 @@ impl Level<'_> {
             }
         }
         // Without dependencies there are no edges, so no cycles.
-        if items.iter().all(|(_, deps)| deps.is_empty()) {
+        if targets.is_empty() {
             return;
         }
-        let graph = Dag::with_index(
-            items
-                .iter()
-                .map(|(n, d)| (*n, d.iter().map(String::as_str))),
-            &index,
+        let mut start = 0;
+        let graph = Dag::resolved(
+            &names,
+            items.iter().map(|(name, deps)| {
+                let resolved = &targets[start..start + deps.len()];
+                start += deps.len();
+                (*name, resolved.iter().copied())
+            }),
         );
         let cycles = graph.cycles();
         for cycle in &cycles.cycles {
