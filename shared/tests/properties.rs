@@ -1,6 +1,6 @@
 //! Invariants of defaulting and validation over generated groups and arbitrary input.
 
-use orkestra::admission::defaults::{default_object, mutation_patch};
+use orkestra::admission::defaults::{default_object, mutation_patch, mutation_patch_json};
 use orkestra::admission::validate;
 use orkestra::input::load;
 use proptest::prelude::*;
@@ -108,16 +108,26 @@ proptest! {
         let once = default_object(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let twice = default_object(&once).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&once, &twice);
-        prop_assert!(mutation_patch(&once).map(|p| p.0.is_empty()).unwrap_or(false));
+        prop_assert!(mutation_patch(&once).map(|p| p.is_empty()).unwrap_or(false));
         preserved(&obj, &once, "").map_err(TestCaseError::fail)?;
     }
 
     #[test]
     fn the_patch_turns_the_input_into_the_defaulted_object(obj in group()) {
         let patch = mutation_patch(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // Applied as the API server applies it: from the JSON the webhook sends.
+        let sent: json_patch::Patch = serde_json::from_slice(&patch.to_json())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut patched = obj.clone();
-        json_patch::patch(&mut patched, &patch).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(Some(patched), default_object(&obj).ok());
+        json_patch::patch(&mut patched, &sent).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let defaulted = default_object(&obj).ok();
+        prop_assert_eq!(Some(&patched), defaulted.as_ref());
+        // The webhook's path, from the object's text, says the same.
+        let text = serde_json::to_vec(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let from_text = mutation_patch_json(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(from_text.to_json(), patch.to_json());
+        let stored = serde_json::to_vec(&patched).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(validate::validate_json(&stored, Some(&text)), validate::validate_object(&patched, Some(&obj)));
     }
 
     #[test]

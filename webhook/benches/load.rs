@@ -383,15 +383,16 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
 fn in_process(small: &Bytes, large: &Bytes) {
     use orkestra_webhook::admission::{Admission, Endpoint, Enforcement, Rules};
     fn no_rules(
-        _: &serde_json::Value,
-        _: Option<&serde_json::Value>,
+        _: &orkestra::input::object::GroupObject<'_>,
+        _: Option<&orkestra::input::object::GroupObject<'_>>,
     ) -> orkestra::admission::validate::Report {
         orkestra::admission::validate::Report::default()
     }
     fn no_patch(
-        _: &serde_json::Value,
-    ) -> Result<json_patch::Patch, orkestra::admission::defaults::DefaultsError> {
-        Ok(json_patch::Patch(vec![]))
+        _: &[u8],
+    ) -> Result<orkestra::admission::defaults::Patch, orkestra::admission::defaults::DefaultsError>
+    {
+        Ok(Default::default())
     }
     let adm = Admission::new(Enforcement::Deny);
     let bare = Admission {
@@ -598,16 +599,18 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
             use orkestra_webhook::admission::{Admission, Enforcement, Rules};
             use orkestra_webhook::server::{Limits, Webhook};
             fn no_rules(
-                _: &serde_json::Value,
-                _: Option<&serde_json::Value>,
+                _: &orkestra::input::object::GroupObject<'_>,
+                _: Option<&orkestra::input::object::GroupObject<'_>>,
             ) -> orkestra::admission::validate::Report {
                 orkestra::admission::validate::Report::default()
             }
             fn no_patch(
-                _: &serde_json::Value,
-            ) -> Result<json_patch::Patch, orkestra::admission::defaults::DefaultsError>
-            {
-                Ok(json_patch::Patch(vec![]))
+                _: &[u8],
+            ) -> Result<
+                orkestra::admission::defaults::Patch,
+                orkestra::admission::defaults::DefaultsError,
+            > {
+                Ok(Default::default())
             }
             let admission = Admission {
                 enforcement: Enforcement::Deny,

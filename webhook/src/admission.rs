@@ -18,11 +18,15 @@ use base64::Engine as _;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::{Status, StatusCause, StatusDetails, StatusSummary};
-use orkestra::admission::defaults::DefaultsError;
+use std::collections::BTreeMap;
+
+use orkestra::admission::defaults::{DefaultsError, Patch};
 use orkestra::admission::policy::Policy;
 use orkestra::admission::validate::{Report, Violation};
-use serde::Serialize;
+use orkestra::input::object::{GroupObject, Source};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The API group of the resources this webhook admits.
 pub const GROUP: &str = "orkestra.azure.microsoft.com";
@@ -122,15 +126,17 @@ impl Verdict {
 /// substitute fakes to exercise the answer formatting independently of the rules.
 #[derive(Clone, Copy)]
 pub struct Rules {
-    pub validate: fn(&Value, Option<&Value>) -> Report,
-    pub mutate: fn(&Value) -> Result<json_patch::Patch, DefaultsError>,
+    /// Judges the object (and the stored one, on UPDATE), read once from the review's text.
+    pub validate: fn(&GroupObject<'_>, Option<&GroupObject<'_>>) -> Report,
+    /// The defaults' patch of the object's JSON text.
+    pub mutate: fn(&[u8]) -> Result<Patch, DefaultsError>,
 }
 
 impl Rules {
     /// The rules of the `orkestra` crate, shared with `kubectl orkestra validate`.
     pub const ORKESTRA: Rules = Rules {
-        validate: orkestra::admission::validate::validate_object,
-        mutate: orkestra::admission::defaults::mutation_patch,
+        validate: orkestra::admission::validate::validate_read,
+        mutate: orkestra::admission::defaults::mutation_patch_json,
     };
 }
 
@@ -187,8 +193,20 @@ impl Admission {
                 None => bad_request(&reason),
             };
         }
-        let mut value: Value = match serde_json::from_slice(body) {
+        // One pass over the body checks its syntax and finds the parts; the objects stay text.
+        let envelope: Envelope<'_> = match serde_json::from_slice(body) {
             Ok(v) => v,
+            // JSON, but not an object: there is no request in it.
+            Err(_)
+                if !body.trim_ascii_start().starts_with(b"{")
+                    && serde_json::from_slice::<Value>(body).is_ok() =>
+            {
+                Envelope {
+                    api_version: None,
+                    kind: None,
+                    request: None,
+                }
+            }
             Err(e) => {
                 let reason = format!("request body is not a valid AdmissionReview: {e}");
                 return match scan_uid(body) {
@@ -197,10 +215,16 @@ impl Admission {
                 };
             }
         };
-        let uid = match value.pointer("/request/uid").and_then(Value::as_str) {
-            Some(uid) if !uid.is_empty() => uid.to_owned(),
+        let mut request = envelope
+            .request
+            .and_then(|r| serde_json::from_str::<BTreeMap<String, &RawValue>>(r.get()).ok());
+        let uid = match request
+            .as_ref()
+            .and_then(|r| text_of(r.get("uid").copied()))
+        {
+            Some(uid) if !uid.is_empty() => uid,
             _ => {
-                let what = if value.get("request").is_some_and(Value::is_object) {
+                let what = if request.is_some() {
                     "request.uid is missing or empty"
                 } else {
                     "request is missing"
@@ -210,31 +234,44 @@ impl Admission {
                 ));
             }
         };
-        let api_version = value.get("apiVersion").and_then(Value::as_str);
-        if api_version != Some(REVIEW_API_VERSION) {
+        let api_version = text_of(envelope.api_version);
+        if api_version.as_deref() != Some(REVIEW_API_VERSION) {
             return malformed(
                 uid,
                 format!(
                     "unsupported AdmissionReview apiVersion {}: this webhook speaks {REVIEW_API_VERSION} \
                      (set admissionReviewVersions: [v1])",
-                    show(api_version)
+                    show(api_version.as_deref())
                 ),
             );
         }
-        let kind = value.get("kind").and_then(Value::as_str);
-        if kind != Some("AdmissionReview") {
+        let kind = text_of(envelope.kind);
+        if kind.as_deref() != Some("AdmissionReview") {
             return malformed(
                 uid,
-                format!("expected kind AdmissionReview, got {}", show(kind)),
+                format!(
+                    "expected kind AdmissionReview, got {}",
+                    show(kind.as_deref())
+                ),
             );
         }
 
-        // Take the objects out before the typed decode: they are handed to the rules as JSON
-        // anyway, and this way a 1 MiB object is parsed once and never copied.
-        let (object, old_object) = match value.get_mut("request").and_then(Value::as_object_mut) {
+        // Take the objects out before the typed decode: they go to the rules as text, and the
+        // rest of the request is small.
+        let (object, old_object) = match request.as_mut() {
             Some(req) => (req.remove("object"), req.remove("oldObject")),
             None => (None, None),
         };
+        let rest: serde_json::Map<String, Value> = request
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k, serde_json::from_str(v.get()).ok()?)))
+            .collect();
+        let value = serde_json::json!({
+            "apiVersion": REVIEW_API_VERSION,
+            "kind": "AdmissionReview",
+            "request": rest,
+        });
         let review: AdmissionReview<DynamicObject> = match serde_json::from_value(value) {
             Ok(r) => r,
             Err(e) => return malformed(uid, format!("malformed AdmissionReview request: {e}")),
@@ -263,9 +300,9 @@ impl Admission {
                 format!("{:?} allowed", req.operation),
             );
         }
-        let object = match object {
-            Some(o @ Value::Object(_)) => o,
-            Some(Value::Null) | None => {
+        let object = match object.map(|o| o.get().trim_start()) {
+            Some(o) if o.starts_with('{') => o,
+            Some("null") | None => {
                 return malformed(
                     uid,
                     format!("request.object is missing on a {:?}", req.operation),
@@ -273,25 +310,30 @@ impl Admission {
             }
             Some(_) => return malformed(uid, "request.object is not a JSON object".to_owned()),
         };
-        let old_object = match old_object {
-            Some(o @ Value::Object(_)) => Some(o),
-            _ => None,
-        };
+        let old_object = old_object
+            .map(|o| o.get().trim_start())
+            .filter(|o| o.starts_with('{'));
         match endpoint {
-            Endpoint::Validate => self.validate(&req, &object, old_object.as_ref()),
-            Endpoint::Mutate => self.mutate(&req, &object),
+            Endpoint::Validate => self.validate(&req, object, old_object),
+            Endpoint::Mutate => self.mutate(&req, object),
         }
     }
 
     fn validate(
         &self,
         req: &AdmissionRequest<DynamicObject>,
-        object: &Value,
-        old: Option<&Value>,
+        object: &str,
+        old: Option<&str>,
     ) -> Answer {
-        let report = (self.rules.validate)(object, old);
+        // The body was JSON, so its objects are.
+        let object = match Source::Json(object.as_bytes()).read() {
+            Ok(object) => object,
+            Err(e) => return malformed(req.uid.clone(), format!("request.object: {e}")),
+        };
+        let old = old.and_then(|o| Source::Json(o.as_bytes()).read().ok());
+        let report = (self.rules.validate)(&object, old.as_ref());
         // The admin's policy holds in every enforcement mode.
-        let mut denied = self.policy.check(object);
+        let mut denied = self.policy.check(&object);
         let mut lines = Vec::new();
         let not_enforced = match self.enforcement {
             Enforcement::Deny => {
@@ -305,7 +347,7 @@ impl Admission {
         };
         lines.extend(warning_lines("", &report.warnings));
         let mut res = AdmissionResponse::from(req);
-        let name = object_name(object);
+        let name = object_name(&object);
         if denied.is_empty() {
             set_warnings(&mut res, lines);
             if not_enforced == 0 {
@@ -332,7 +374,7 @@ impl Admission {
             message,
             reason: "Invalid".to_owned(),
             details: Some(StatusDetails {
-                name: name_only(object).to_owned(),
+                name: name_only(&object).to_owned(),
                 group: GROUP.to_owned(),
                 kind: KIND.to_owned(),
                 uid: String::new(),
@@ -358,36 +400,22 @@ impl Admission {
         )
     }
 
-    fn mutate(&self, req: &AdmissionRequest<DynamicObject>, object: &Value) -> Answer {
+    fn mutate(&self, req: &AdmissionRequest<DynamicObject>, object: &str) -> Answer {
         let res = AdmissionResponse::from(req);
-        let name = object_name(object);
-        match (self.rules.mutate)(object) {
-            Ok(patch) if patch.0.is_empty() => {
+        // For the logs only: the request's name (empty for a generateName CREATE) costs no
+        // second read of the object.
+        let name = format!("{KIND} {:?}", req.name);
+        match (self.rules.mutate)(object.as_bytes()) {
+            Ok(patch) if patch.is_empty() => {
                 respond(res, Verdict::Allowed, format!("{name}: nothing to default"))
             }
             Ok(patch) => {
-                let ops = patch.0.len();
-                match res.clone().with_patch(patch) {
-                    Ok(patched) => respond(
-                        patched,
-                        Verdict::Patched,
-                        format!("{name}: {ops} patch operations"),
-                    ),
-                    Err(e) => {
-                        // Serializing a patch of JSON values cannot really fail; if it does,
-                        // admit unchanged and let the validating webhook judge the object.
-                        let mut res = res;
-                        set_warnings(
-                            &mut res,
-                            vec![warning("", &format!("defaults not applied: {e}"))],
-                        );
-                        respond(
-                            res,
-                            Verdict::Error,
-                            format!("{name}: patch not serializable: {e}"),
-                        )
-                    }
-                }
+                let ops = patch.len();
+                respond(
+                    with_patch(res, patch.to_json()),
+                    Verdict::Patched,
+                    format!("{name}: {ops} patch operations"),
+                )
             }
             Err(e) => {
                 // The spec does not parse. Mutating runs before schema validation; the validating
@@ -483,20 +511,43 @@ fn set_warnings(res: &mut AdmissionResponse, mut lines: Vec<String>) {
     }
 }
 
-fn object_name(object: &Value) -> String {
+fn object_name(object: &GroupObject<'_>) -> String {
     format!("{KIND} {:?}", name_only(object))
 }
 
-fn name_only(object: &Value) -> &str {
-    let meta = object.get("metadata");
-    meta.and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            meta.and_then(|m| m.get("generateName"))
-                .and_then(Value::as_str)
-        })
-        .unwrap_or("")
+fn name_only<'a>(object: &'a GroupObject<'_>) -> &'a str {
+    match (object.name.as_str(), object.generate_name.as_deref()) {
+        ("", Some(prefix)) => prefix,
+        (name, _) => name,
+    }
+}
+
+/// `response` carrying `patch` (RFC 6902 JSON). kube sets the patch type only through
+/// `with_patch`, which takes a `json_patch::Patch` of values: give it an empty one for the
+/// type, then the patch text we already have.
+fn with_patch(response: AdmissionResponse, patch: Vec<u8>) -> AdmissionResponse {
+    let mut res = response
+        .with_patch(json_patch::Patch(Vec::new()))
+        .unwrap_or_else(|_| AdmissionResponse::invalid("unreachable: an empty patch serializes"));
+    res.patch = Some(patch);
+    res
+}
+
+/// A small JSON string as text (`None` when it is not a string).
+fn text_of(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// The top of an AdmissionReview, its parts kept as text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    api_version: Option<&'a RawValue>,
+    #[serde(borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    request: Option<&'a RawValue>,
 }
 
 fn show(v: Option<&str>) -> String {

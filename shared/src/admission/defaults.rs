@@ -4,17 +4,24 @@
 //! Pure and idempotent (`default(default(x)) == default(x)`, so `reinvocationPolicy: IfNeeded` is
 //! safe). User-set values are never overwritten; the one field we own outright is `templates`,
 //! which is regenerated from the rest of the spec every time.
+//!
+//! The typed spec is the data flow: the object is read once into it ([`Source`]), [`fill`]
+//! defaults it and records each default as a patch operation whose value is JSON text, so the
+//! patch is written without building the object, or the templates, as `serde_json::Value`s.
 
-use json_patch::jsonptr::PointerBuf;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::{RawValue, to_raw_value};
 
 use crate::api::defaults::{
     CHART_VERSION, EXECUTOR_IMAGE, PARALLELISM, RELEASE_INTERVAL, RELEASE_TIMEOUT,
     workflow_settings,
 };
-use crate::api::{ApplicationGroupSpec, Executor, WorkflowTemplate};
+use crate::api::limits;
+use crate::api::{ApplicationGroupSpec, ApplicationSpec, Executor, Templates, WorkflowTemplate};
 use crate::emit::argo::{self, Settings};
-use crate::input::parse::{SpecError, parse_spec};
+use crate::input::object::{NotJson, Source};
+use crate::input::parse::SpecError;
 use crate::naming;
 
 /// Why an object could not be defaulted.
@@ -26,9 +33,75 @@ pub enum DefaultsError {
     /// The object is not a JSON object.
     #[error("the object is not a JSON object")]
     NotAnObject,
+    /// The object's text is not JSON.
+    #[error(transparent)]
+    NotJson(#[from] NotJson),
     /// The patch did not apply (a bug: every path it adds to exists).
     #[error("applying the defaults: {0}")]
     Patch(String),
+}
+
+/// The RFC 6902 patch the mutating webhook returns: only `add`s (which also replace a `null`),
+/// each value kept as JSON text.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct Patch(Vec<Add>);
+
+/// One `add` operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Add {
+    op: &'static str,
+    /// JSON pointer of the field added.
+    pub path: String,
+    /// The value, as JSON text.
+    pub value: Box<RawValue>,
+}
+
+impl Patch {
+    /// True when the object is already defaulted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The number of operations.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The operations, in field order.
+    pub fn operations(&self) -> &[Add] {
+        &self.0
+    }
+
+    /// The patch as JSON text, as the webhook sends it.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing strings and JSON text into a vector cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Applies the patch to `object`.
+    pub fn apply(&self, object: &mut Value) -> Result<(), DefaultsError> {
+        let patch: json_patch::Patch = serde_json::from_slice(&self.to_json())
+            .map_err(|e| DefaultsError::Patch(e.to_string()))?;
+        json_patch::patch(object, &patch).map_err(|e| DefaultsError::Patch(e.to_string()))
+    }
+
+    /// Adds an `add` of `value` at the field `path` (its tokens unescaped).
+    pub fn add(&mut self, path: &[&str], value: &(impl Serialize + ?Sized)) {
+        let Ok(value) = to_raw_value(value) else {
+            return; // only maps with non-string keys fail, and none are written here
+        };
+        let mut pointer = String::new();
+        for token in path {
+            pointer.push('/');
+            pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
+        }
+        self.0.push(Add {
+            op: "add",
+            path: pointer,
+            value,
+        });
+    }
 }
 
 /// The spec with every default filled in and the templates generated.
@@ -43,60 +116,59 @@ pub fn default_spec(spec: &ApplicationGroupSpec) -> ApplicationGroupSpec {
 pub fn default_object(object: &Value) -> Result<Value, DefaultsError> {
     let patch = mutation_patch(object)?;
     let mut out = object.clone();
-    json_patch::patch(&mut out, &patch).map_err(|e| DefaultsError::Patch(e.to_string()))?;
+    patch.apply(&mut out)?;
     Ok(out)
 }
 
-/// The RFC 6902 patch the mutating webhook returns: one `add` per missing default, and the
+/// The patch the mutating webhook returns for `object`: one `add` per missing default, and the
 /// generated templates when they differ from the object's. Empty when the object is already
 /// defaulted.
-///
-/// The patch is recorded while [`fill`] defaults the typed spec, rather than by diffing two
-/// copies of the object: no copy of a large group is made, and every operation is an `add`
-/// (which also replaces a `null`).
-pub fn mutation_patch(object: &Value) -> Result<json_patch::Patch, DefaultsError> {
+pub fn mutation_patch(object: &Value) -> Result<Patch, DefaultsError> {
     if !object.is_object() {
         return Err(DefaultsError::NotAnObject);
     }
-    let mut spec = parse_spec(object)?;
-    let mut patch = Recorder {
-        object,
-        ops: Vec::new(),
-    };
-    fill(&mut spec, Some(&mut patch));
-    Ok(json_patch::Patch(patch.ops))
+    patch_of(Source::Value(object))
 }
 
-/// The patch operations of a defaulting, against the object the spec was read from.
-struct Recorder<'a> {
-    object: &'a Value,
-    ops: Vec<json_patch::PatchOperation>,
+/// [`mutation_patch`] of an object's JSON text, as the webhook receives it.
+pub fn mutation_patch_json(object: &[u8]) -> Result<Patch, DefaultsError> {
+    patch_of(Source::Json(object))
 }
 
-impl Recorder<'_> {
-    fn add(&mut self, path: &[&str], value: Value) {
-        self.ops
-            .push(json_patch::PatchOperation::Add(json_patch::AddOperation {
-                path: PointerBuf::from_tokens(path.iter().copied()),
-                value,
-            }));
+fn patch_of(source: Source<'_>) -> Result<Patch, DefaultsError> {
+    let mut spec = source.read()?.spec?;
+    // A group beyond the limits is refused by validation; nothing is generated for it.
+    if let Some(e) = limits::check(&spec).into_iter().next() {
+        return Err(SpecError {
+            path: e.path,
+            message: e.message,
+        }
+        .into());
     }
+    let mut patch = Patch::default();
+    fill(&mut spec, Some(&mut patch));
+    Ok(patch)
 }
 
 /// Fills every missing default into `spec` and generates its templates: the one place that
-/// decides what is defaulted. With a recorder, each fill is also recorded as an `add` of the
+/// decides what is defaulted. With a patch, each fill is also recorded as an `add` of the
 /// field, in field order.
-fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Recorder<'_>>) {
+fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
     // Templates come from the spec as written (they do not depend on the defaults filled below,
     // so defaulting a defaulted object changes nothing).
     let mut wt = workflow_settings(spec);
-    let templates = argo::templates(spec, &template_settings(&wt));
+    let templates = generated_templates(spec, &template_settings(&wt));
     for (i, app) in spec.applications.iter_mut().enumerate() {
+        // An application without a spec is left alone: there is no object to add the defaults
+        // to, and validation reports what it lacks.
+        if app.spec == ApplicationSpec::default() {
+            continue;
+        }
         let i = i.to_string();
         let base = ["spec", "applications", i.as_str(), "spec"];
-        let mut record = |field: &[&str], value: &str| {
+        let mut record = |field: &[&str], value: &dyn Fn() -> Box<RawValue>| {
             if let Some(p) = patch.as_deref_mut() {
-                p.add(&[&base[..], field].concat(), json!(value));
+                p.add(&[&base[..], field].concat(), &value());
             }
         };
         if let Some(chart) = app.spec.chart.as_mut() {
@@ -104,7 +176,7 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Recorder<'_>>) {
                 &mut chart.version,
                 || CHART_VERSION.into(),
                 |v| {
-                    record(&["chart", "version"], v);
+                    record(&["chart", "version"], &|| raw(v));
                 },
             );
         }
@@ -113,35 +185,27 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Recorder<'_>>) {
                 &mut release.interval,
                 || RELEASE_INTERVAL.into(),
                 |v| {
-                    record(&["release", "interval"], v);
+                    record(&["release", "interval"], &|| raw(v));
                 },
             );
             fill_one(
                 &mut release.timeout,
                 || RELEASE_TIMEOUT.into(),
                 |v| {
-                    record(&["release", "timeout"], v);
+                    record(&["release", "timeout"], &|| raw(v));
                 },
             );
             let name = app.name.as_str();
             fill_one(
                 &mut release.target_namespace,
                 || naming::default_namespace(name),
-                |v| record(&["release", "targetNamespace"], v),
+                |v| record(&["release", "targetNamespace"], &|| raw(v)),
             );
         }
         if app.spec.workflow.is_empty() {
             app.spec.workflow = vec![Executor::default_helmrelease()];
-            // `spec` may be missing (the schema requires it, but mutation runs before the
-            // schema check): then there is no object to add to, and validation reports it.
-            if let Some(p) = patch.as_deref_mut()
-                && p.object
-                    .pointer(&format!("/spec/applications/{i}/spec"))
-                    .is_some_and(Value::is_object)
-            {
-                let executor = serde_json::to_value(&app.spec.workflow).unwrap_or_default();
-                p.add(&[&base[..], &["workflow"]].concat(), executor);
-            }
+            let workflow = &app.spec.workflow;
+            record(&["workflow"], &|| raw(workflow));
         }
     }
     if let Some(p) = patch {
@@ -151,53 +215,55 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Recorder<'_>>) {
     spec.workflow_template = Some(wt);
 }
 
+/// `value` as JSON text.
+fn raw(value: &(impl Serialize + ?Sized)) -> Box<RawValue> {
+    to_raw_value(value).unwrap_or_default()
+}
+
+/// The templates that release `spec`, as JSON text.
+fn generated_templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Templates {
+    to_raw_value(&argo::templates(spec, settings))
+        .ok()
+        .and_then(Templates::from_json)
+        .unwrap_or_default()
+}
+
 /// Records the group-level settings `current` lacks (all of `filled` when there is none) and
 /// the templates when they differ from the current ones.
 fn record_settings(
-    patch: &mut Recorder<'_>,
+    patch: &mut Patch,
     current: Option<&WorkflowTemplate>,
     filled: &WorkflowTemplate,
-    templates: &[Value],
+    templates: &Templates,
 ) {
     let Some(current) = current else {
-        let mut value = serde_json::to_value(filled).unwrap_or_default();
-        value["templates"] = Value::Array(templates.to_vec());
-        patch.add(&["spec", "workflowTemplate"], value);
+        let whole = WorkflowTemplate {
+            templates: Some(templates.clone()),
+            ..filled.clone()
+        };
+        patch.add(&["spec", "workflowTemplate"], &whole);
         return;
     };
-    let missing = [
-        (
-            "namespace",
-            current.namespace.is_none(),
-            json!(filled.namespace),
-        ),
-        (
-            "serviceAccountName",
-            current.service_account_name.is_none(),
-            json!(filled.service_account_name),
-        ),
-        (
-            "parallelism",
-            current.parallelism.is_none(),
-            json!(filled.parallelism),
-        ),
-        ("podGC", current.pod_gc.is_none(), json!(filled.pod_gc)),
-        (
-            "executorImage",
-            current.executor_image.is_none(),
-            json!(filled.executor_image),
-        ),
-    ];
-    for (field, absent, value) in missing {
-        if absent {
-            patch.add(&["spec", "workflowTemplate", field], value);
-        }
+    fn field(name: &str) -> [&str; 3] {
+        ["spec", "workflowTemplate", name]
     }
-    if current.templates.as_deref() != Some(templates) {
-        patch.add(
-            &["spec", "workflowTemplate", "templates"],
-            Value::Array(templates.to_vec()),
-        );
+    if current.namespace.is_none() {
+        patch.add(&field("namespace"), &filled.namespace);
+    }
+    if current.service_account_name.is_none() {
+        patch.add(&field("serviceAccountName"), &filled.service_account_name);
+    }
+    if current.parallelism.is_none() {
+        patch.add(&field("parallelism"), &filled.parallelism);
+    }
+    if current.pod_gc.is_none() {
+        patch.add(&field("podGC"), &filled.pod_gc);
+    }
+    if current.executor_image.is_none() {
+        patch.add(&field("executorImage"), &filled.executor_image);
+    }
+    if current.templates.as_ref() != Some(templates) {
+        patch.add(&field("templates"), templates);
     }
 }
 
@@ -223,6 +289,7 @@ fn fill_one(slot: &mut Option<String>, value: impl FnOnce() -> String, report: i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::parse::parse_spec;
     use serde_json::json;
 
     fn group() -> Value {
@@ -291,17 +358,22 @@ mod tests {
 
     #[test]
     fn patch_only_adds_and_is_empty_the_second_time() {
-        let patch = mutation_patch(&group()).unwrap_or_else(|_| json_patch::Patch(vec![]));
-        assert!(!patch.0.is_empty());
-        assert!(
-            patch
-                .0
-                .iter()
-                .all(|op| matches!(op, json_patch::PatchOperation::Add(_))),
-            "{patch:?}"
-        );
+        let patch = mutation_patch(&group()).unwrap_or_default();
+        assert!(!patch.is_empty());
+        let sent: Value = serde_json::from_slice(&patch.to_json()).unwrap_or_default();
+        let ops = sent.as_array().cloned().unwrap_or_default();
+        assert_eq!(ops.len(), patch.len());
+        assert!(ops.iter().all(|op| op["op"] == "add"), "{sent}");
         let once = default_object(&group()).unwrap_or_default();
-        assert_eq!(mutation_patch(&once).map(|p| p.0.len()).unwrap_or(99), 0);
+        assert_eq!(mutation_patch(&once).map(|p| p.len()).unwrap_or(99), 0);
+        // The same from the object's text, as the webhook reads it.
+        let text = serde_json::to_vec(&once).unwrap_or_default();
+        assert_eq!(mutation_patch_json(&text).map(|p| p.len()).unwrap_or(99), 0);
+        let first = serde_json::to_vec(&group()).unwrap_or_default();
+        assert_eq!(
+            mutation_patch_json(&first).map(|p| p.to_json()).ok(),
+            Some(patch.to_json())
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@
 use serde_json::Value;
 
 use crate::admission::validate::Violation;
-use crate::api::ExecutorType;
 use crate::api::defaults::workflow_settings;
+use crate::api::{ExecutorType, Templates};
 use crate::emit::argo;
+use crate::input::object::GroupObject;
 use crate::input::parse;
 
 /// The admin's policy. An empty list allows anything for its field.
@@ -34,15 +35,15 @@ impl Policy {
 
     /// Every way `object` (an ApplicationGroup, defaulted or not) leaves the policy. Defaults
     /// count: a group that names no namespace runs in the default one, which must be allowed.
-    pub fn check(&self, object: &Value) -> Vec<Violation> {
+    pub fn check(&self, object: &GroupObject<'_>) -> Vec<Violation> {
         let mut out = Vec::new();
         if self.is_open() {
             return out;
         }
-        let Ok(spec) = parse::parse_spec(object) else {
+        let Ok(spec) = &object.spec else {
             return out; // the rules report why the spec cannot be read
         };
-        let wt = workflow_settings(&spec);
+        let wt = workflow_settings(spec);
         let namespace = wt.namespace.unwrap_or_default();
         if !allowed(&self.workflow_namespaces, &namespace, str::eq) {
             out.push(self.denial(
@@ -87,10 +88,11 @@ impl Policy {
             }
         }
         // The stored templates are what a promote runs.
-        let templates = object
-            .pointer("/spec/workflowTemplate/templates")
-            .and_then(Value::as_array);
-        for (t, template) in templates.into_iter().flatten().enumerate() {
+        let templates = (spec.workflow_template.as_ref())
+            .and_then(|w| w.templates.as_ref())
+            .map(Templates::to_values)
+            .unwrap_or_default();
+        for (t, template) in templates.iter().enumerate() {
             if let Some(image) = template.pointer("/container/image").and_then(Value::as_str)
                 && !images.iter().any(|(_, i)| i == image)
             {
@@ -139,6 +141,7 @@ fn allowed(list: &[String], value: &str, matches: impl Fn(&str, &str) -> bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::object::Source;
     use serde_json::json;
 
     fn policy() -> Policy {
@@ -147,6 +150,13 @@ mod tests {
             service_accounts: vec!["orkestra".into()],
             image_prefixes: vec!["ghcr.io/orkestra-rs/".into(), "azureorkestra/".into()],
         }
+    }
+
+    fn check(policy: &Policy, object: &Value) -> Vec<Violation> {
+        Source::Value(object)
+            .read()
+            .map(|o| policy.check(&o))
+            .unwrap_or_default()
     }
 
     fn group(workflow_template: Value, executors: Value) -> Value {
@@ -159,9 +169,12 @@ mod tests {
     #[test]
     fn the_defaults_are_within_a_policy_that_allows_them() {
         let g = group(json!({}), json!([{"name": "k", "type": "keptn"}]));
-        assert_eq!(policy().check(&g), vec![]);
+        assert_eq!(check(&policy(), &g), vec![]);
         assert_eq!(
-            Policy::default().check(&group(json!({"namespace": "kube-system"}), json!([]))),
+            check(
+                &Policy::default(),
+                &group(json!({"namespace": "kube-system"}), json!([]))
+            ),
             vec![]
         );
     }
@@ -173,7 +186,10 @@ mod tests {
                    "executorImage": "ghcr.io/orkestra-rs-evil/x:1"}),
             json!([{"name": "c", "type": "custom", "image": {"image": "evil.example.com/pwn:1"}}]),
         );
-        let got: Vec<String> = policy().check(&g).iter().map(ToString::to_string).collect();
+        let got: Vec<String> = check(&policy(), &g)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -190,7 +206,7 @@ mod tests {
         let mut g = group(json!({}), json!([]));
         g["spec"]["workflowTemplate"]["templates"] =
             json!([{"name": "x", "container": {"image": "busybox:1"}}]);
-        let got = policy().check(&g);
+        let got = check(&policy(), &g);
         assert_eq!(got.len(), 1);
         assert_eq!(
             got[0].path,

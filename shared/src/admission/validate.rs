@@ -18,8 +18,8 @@ use crate::duration;
 use crate::emit::argo;
 use crate::graph::{self, Dag, Declarations, Incomplete};
 use crate::input::hints::Hints;
+use crate::input::object::{GroupObject, Source};
 use crate::input::parse;
-use crate::input::schema;
 use crate::naming;
 use crate::naming::DNS1123_LABEL_MAX;
 
@@ -88,20 +88,43 @@ impl Report {
 /// finalized and repaired step by step. Only what the update itself breaks is refused. The size
 /// limits are the exception: an object beyond them is refused whatever the stored one was.
 pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
-    let mut report = validate_one(new);
+    validate_source(Source::Value(new), old.map(Source::Value))
+}
+
+/// [`validate_object`] of the objects' JSON text, as the webhook receives them: the objects are
+/// read once into the typed spec, without building them as values.
+pub fn validate_json(new: &[u8], old: Option<&[u8]>) -> Report {
+    validate_source(Source::Json(new), old.map(Source::Json))
+}
+
+fn validate_source(new: Source<'_>, old: Option<Source<'_>>) -> Report {
+    match new.read() {
+        Ok(new) => validate_read(&new, old.and_then(|o| o.read().ok()).as_ref()),
+        Err(e) => {
+            let mut report = Report::default();
+            report.error("", e.to_string());
+            report
+        }
+    }
+}
+
+/// [`validate_object`] of objects already read.
+pub fn validate_read(new: &GroupObject<'_>, old: Option<&GroupObject<'_>>) -> Report {
+    let (mut report, within_limits) = validate_one(new);
     // The size limits never ratchet: beyond them nothing else was checked.
-    let Some(old) = old.filter(|_| limits::check(new).is_empty()) else {
+    let Some(old) = old.filter(|_| within_limits) else {
         return report;
     };
-    if let Some(old_spec) = parse::parse_spec(old).ok()
-        && let Ok(spec) = parse::parse_spec(new)
+    if let (Ok(old_spec), Ok(spec)) = (&old.spec, &new.spec)
+        && limits::check(old_spec).is_empty()
     {
-        compare_with_stored(&old_spec, &spec, &mut report);
+        compare_with_stored(old_spec, spec, &mut report);
     }
     if report.errors.is_empty() {
         return report;
     }
     let before: std::collections::HashSet<String> = validate_one(old)
+        .0
         .errors
         .into_iter()
         .map(|v| v.message)
@@ -120,63 +143,39 @@ pub fn validate_object(new: &Value, old: Option<&Value>) -> Report {
     report
 }
 
-fn validate_one(new: &Value) -> Report {
+/// The rules on one object, and whether it is within the size limits.
+fn validate_one(new: &GroupObject<'_>) -> (Report, bool) {
     let mut report = Report::default();
-    if new.get("kind").and_then(Value::as_str) != Some(KIND) {
+    if new.kind.as_deref() != Some(KIND) {
         report.error("kind", format!("expected kind {KIND}"));
-        return report;
+        return (report, true);
     }
-    let name = new
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let generate_name = new
-        .pointer("/metadata/generateName")
-        .and_then(Value::as_str);
-    if name.is_empty() && generate_name.is_none() {
+    if new.name.is_empty() && new.generate_name.is_none() {
         report.error("metadata.name", "the group needs a name");
     }
-    // The size limits first: one linear pass, and nothing else runs on an object beyond them.
-    let exceeded = limits::check(new);
+    // The size limits first: nothing else runs on an object beyond them.
+    let exceeded = new.spec.as_ref().map(limits::check).unwrap_or_default();
     if !exceeded.is_empty() {
         for e in exceeded {
             report.error(e.path, e.message);
         }
-        return report;
+        return (report, false);
     }
-    schema::unknown_fields(new, &mut |path, message| report.error(path, message));
-    match parse::parse_spec(new) {
-        Ok(spec) => validate_spec(&spec, &mut report),
-        Err(e) => report.error(e.path, e.message),
+    new.schema_findings(&mut |path, message| report.error(path, message));
+    match &new.spec {
+        Ok(spec) => validate_spec(spec, &mut report),
+        Err(e) => report.error(e.path.clone(), e.message.clone()),
     }
-    let size = json_size(new);
-    if size > MAX_OBJECT_BYTES {
+    if new.bytes > MAX_OBJECT_BYTES {
         report.error(
             "",
             format!(
                 "the object is {:.2} MiB as JSON; etcd stores at most 1.5 MiB per object",
-                size as f64 / (1024.0 * 1024.0)
+                new.bytes as f64 / (1024.0 * 1024.0)
             ),
         );
     }
-    report
-}
-
-/// Length of `value` as compact JSON, counted without building the text.
-fn json_size(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
+    (report, true)
 }
 
 /// Validates a parsed spec; the rules that need no metadata.

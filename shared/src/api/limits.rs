@@ -1,13 +1,13 @@
-//! How large a group may be. Checked on the raw JSON before anything else reads the spec, so a
-//! hostile object costs one linear pass and never reaches the quadratic or memory-hungry parts
-//! (typo hints, cycle search, template generation). The CRD carries the same numbers as
+//! How large a group may be. Checked on the typed spec as soon as it is read (one linear pass,
+//! within the memory the request body's own size bounds), so a hostile object never reaches the
+//! quadratic or memory-hungry parts (typo hints, cycle search, template generation). The CRD carries the same numbers as
 //! `maxItems` and `maxLength`, so the API server enforces them even while the webhook is down.
 //!
 //! The numbers leave room for every real group: the largest the original Orkestra's users
 //! reported had a few dozen applications, and etcd's 1.5 MiB per object ends a defaulted group
 //! (with its injected templates) at roughly 1,500 applications anyway.
 
-use serde_json::Value;
+use crate::api::ApplicationGroupSpec;
 
 /// Applications in one group (`spec.applications`).
 pub const MAX_APPLICATIONS: usize = 1000;
@@ -34,16 +34,10 @@ pub struct Exceeded {
     pub message: String,
 }
 
-/// Every limit `object` exceeds (at most 20 are listed), in field order. Fields of the wrong
-/// type are left to the spec's own parsing.
-pub fn check(object: &Value) -> Vec<Exceeded> {
+/// Every limit `spec` exceeds (at most 20 are listed), in field order.
+pub fn check(spec: &ApplicationGroupSpec) -> Vec<Exceeded> {
     let mut out = Vec::new();
-    let Some(apps) = object
-        .pointer("/spec/applications")
-        .and_then(Value::as_array)
-    else {
-        return out;
-    };
+    let apps = &spec.applications;
     let mut exceed = |path: String, message: String| {
         if out.len() < MAX_LISTED {
             out.push(Exceeded { path, message });
@@ -62,30 +56,37 @@ pub fn check(object: &Value) -> Vec<Exceeded> {
     }
     let mut steps = apps.len();
     for (i, app) in apps.iter().enumerate() {
-        let base = format!("spec.applications[{i}]");
-        check_node(app, &base, "application", &mut exceed);
-        for (field, what, max) in [
-            ("subcharts", "subchart", MAX_SUBCHARTS),
-            ("workflow", "executor", MAX_EXECUTORS),
-        ] {
-            let Some(items) = app
-                .get("spec")
-                .and_then(|s| s.get(field))
-                .and_then(Value::as_array)
-            else {
-                continue;
-            };
-            let path = format!("{base}.spec.{field}");
+        let base = || format!("spec.applications[{i}]");
+        check_node(
+            &app.name,
+            &app.dependencies,
+            &base,
+            "application",
+            &mut exceed,
+        );
+        let subcharts: Vec<(&str, &[String])> = (app.spec.subcharts.iter())
+            .map(|s| (s.name.as_str(), s.dependencies.as_slice()))
+            .collect();
+        let executors: Vec<(&str, &[String])> = (app.spec.workflow.iter())
+            .map(|e| (e.name.as_str(), e.dependencies.as_slice()))
+            .collect();
+        let nested = [
+            ("subcharts", "subchart", MAX_SUBCHARTS, subcharts),
+            ("workflow", "executor", MAX_EXECUTORS, executors),
+        ];
+        for (field, what, max, items) in nested {
+            let path = || format!("{}.spec.{field}", base());
             if items.len() > max {
                 exceed(
-                    path,
+                    path(),
                     format!("{} {what}s; at most {max} per application", items.len()),
                 );
                 continue;
             }
             steps += items.len();
-            for (k, item) in items.iter().enumerate() {
-                check_node(item, &format!("{path}[{k}]"), what, &mut exceed);
+            for (k, (name, deps)) in items.into_iter().enumerate() {
+                let at = || format!("{}[{k}]", path());
+                check_node(name, deps, &at, what, &mut exceed);
             }
         }
     }
@@ -100,23 +101,33 @@ pub fn check(object: &Value) -> Vec<Exceeded> {
     out
 }
 
-/// The name and the dependencies of one application, subchart or executor.
-fn check_node(node: &Value, base: &str, what: &str, exceed: &mut impl FnMut(String, String)) {
-    if let Some(name) = node.get("name").and_then(Value::as_str)
-        && let n = name.chars().count()
-        && n > MAX_NAME_CHARS
-    {
+/// The name and the dependencies of one application, subchart or executor; `base` gives its
+/// path, built only for a finding.
+fn check_node(
+    name: &str,
+    deps: &[String],
+    base: &dyn Fn() -> String,
+    what: &str,
+    exceed: &mut impl FnMut(String, String),
+) {
+    let chars = |s: &str| {
+        // Each character is at most 4 bytes: a name this short cannot be too long.
+        if s.len() <= MAX_NAME_CHARS {
+            s.len()
+        } else {
+            s.chars().count()
+        }
+    };
+    let n = chars(name);
+    if n > MAX_NAME_CHARS {
         exceed(
-            format!("{base}.name"),
+            format!("{}.name", base()),
             format!("{what} name of {n} characters; at most {MAX_NAME_CHARS}"),
         );
     }
-    let Some(deps) = node.get("dependencies").and_then(Value::as_array) else {
-        return;
-    };
     if deps.len() > MAX_DEPENDENCIES {
         exceed(
-            format!("{base}.dependencies"),
+            format!("{}.dependencies", base()),
             format!(
                 "{} dependencies; at most {MAX_DEPENDENCIES} per {what}",
                 deps.len()
@@ -125,11 +136,10 @@ fn check_node(node: &Value, base: &str, what: &str, exceed: &mut impl FnMut(Stri
         return;
     }
     for (j, dep) in deps.iter().enumerate() {
-        if let Some(n) = dep.as_str().map(|d| d.chars().count())
-            && n > MAX_NAME_CHARS
-        {
+        let n = chars(dep);
+        if n > MAX_NAME_CHARS {
             exceed(
-                format!("{base}.dependencies[{j}]"),
+                format!("{}.dependencies[{j}]", base()),
                 format!("dependency name of {n} characters; at most {MAX_NAME_CHARS}"),
             );
         }
@@ -139,17 +149,20 @@ fn check_node(node: &Value, base: &str, what: &str, exceed: &mut impl FnMut(Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn apps(n: usize) -> Value {
+    fn spec(object: Value) -> ApplicationGroupSpec {
+        serde_json::from_value(object["spec"].clone()).unwrap_or_default()
+    }
+
+    fn apps(n: usize) -> ApplicationGroupSpec {
         let list: Vec<Value> = (0..n).map(|i| json!({"name": format!("a{i}")})).collect();
-        json!({"spec": {"applications": list}})
+        spec(json!({"spec": {"applications": list}}))
     }
 
     #[test]
     fn groups_within_the_limits_pass() {
         assert!(check(&apps(MAX_APPLICATIONS)).is_empty());
-        assert!(check(&json!({"spec": {"applications": "not a list"}})).is_empty());
     }
 
     #[test]
@@ -168,7 +181,7 @@ mod tests {
             {"name": "b", "dependencies": deps, "spec": {"subcharts": subcharts,
                 "workflow": [{"name": "e", "dependencies": [long]}]}},
         ]}});
-        let got: Vec<String> = check(&obj)
+        let got: Vec<String> = check(&spec(obj))
             .iter()
             .map(|e| format!("{}: {}", e.path, e.message))
             .collect();

@@ -349,7 +349,63 @@ pub struct WorkflowTemplate {
     /// rest of the spec, and replaced whenever the spec changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_list")]
-    pub templates: Option<Vec<Value>>,
+    pub templates: Option<Templates>,
+}
+
+/// The generated Argo templates, kept as the JSON text they were read from. Admission and
+/// promotion pass them on whole and never look inside, so a 1,000-application group's 0.4 MB of
+/// templates is neither parsed into values nor copied value by value; [`Templates::to_values`]
+/// parses them for the few readers that do look.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Templates(Box<serde_json::value::RawValue>);
+
+impl Templates {
+    /// Templates from the compact JSON text of a list; `None` when `text` is not a JSON list.
+    pub fn from_json(text: Box<serde_json::value::RawValue>) -> Option<Self> {
+        text.get()
+            .trim_start()
+            .starts_with('[')
+            .then_some(Self(text))
+    }
+
+    /// The templates' JSON text, as read or generated.
+    pub fn as_json(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
+    /// The templates as JSON values (an empty list when the text is not a list of values,
+    /// which [`Templates::from_json`] and deserializing rule out).
+    pub fn to_values(&self) -> Vec<Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+}
+
+/// No templates: `[]`.
+impl Default for Templates {
+    fn default() -> Self {
+        Self(serde_json::value::RawValue::from_string("[]".into()).expect("`[]` is JSON"))
+    }
+}
+
+/// Equal when the texts are, or else when they hold the same values: the API server stores keys
+/// sorted and our generator writes them sorted, so the cheap comparison is the usual answer.
+impl PartialEq for Templates {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get() || self.to_values() == other.to_values()
+    }
+}
+
+impl<'de> Deserialize<'de> for Templates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Self::from_json(text).ok_or_else(|| {
+            serde::de::Error::invalid_type(
+                serde::de::Unexpected::Other("a non-list"),
+                &"a list of templates",
+            )
+        })
+    }
 }
 
 /// Observed state, written by whatever runs the releases.

@@ -3,5 +3,6 @@
 
 pub mod hints;
 pub mod load;
+pub mod object;
 pub mod parse;
 pub mod schema;

@@ -16,21 +16,25 @@ pub struct SpecError {
     pub message: String,
 }
 
-/// Reads `spec` of an ApplicationGroup object into the typed API; an object beyond the
-/// [`limits`] is refused before it is read.
+/// Reads `spec` of an ApplicationGroup object into the typed API; a spec beyond the [`limits`]
+/// is refused.
 pub fn parse_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
-    let Some(spec) = object.get("spec") else {
-        return Err(SpecError {
-            path: "spec".into(),
-            message: "the group has no spec".into(),
-        });
-    };
-    if let Some(e) = limits::check(object).into_iter().next() {
-        return Err(SpecError {
+    let spec = read_spec(object)?;
+    match limits::check(&spec).into_iter().next() {
+        Some(e) => Err(SpecError {
             path: e.path,
             message: e.message,
-        });
+        }),
+        None => Ok(spec),
     }
+}
+
+/// Reads `spec` of an ApplicationGroup object into the typed API, limits unchecked (the caller
+/// checks them and reports every one).
+pub fn read_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
+    let Some(spec) = object.get("spec") else {
+        return Err(no_spec());
+    };
     ApplicationGroupSpec::deserialize(spec).map_err(|_| {
         // serde_json's own error has no path; run again with path tracking (errors are rare).
         match serde_path_to_error::deserialize::<_, ApplicationGroupSpec>(spec) {
@@ -44,6 +48,14 @@ pub fn parse_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
             },
         }
     })
+}
+
+/// The error of an object without `spec`.
+pub(crate) fn no_spec() -> SpecError {
+    SpecError {
+        path: "spec".into(),
+        message: "the group has no spec".into(),
+    }
 }
 
 /// Turns serde_path_to_error's `applications[0].spec` into `spec.applications[0].spec`.

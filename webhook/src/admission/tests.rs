@@ -33,11 +33,11 @@ fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("serializable")
 }
 
-fn no_rules_broken(_: &Value, _: Option<&Value>) -> Report {
+fn no_rules_broken(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> Report {
     Report::default()
 }
 
-fn two_errors_one_warning(_: &Value, _: Option<&Value>) -> Report {
+fn two_errors_one_warning(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> Report {
     Report {
         errors: vec![
             Violation {
@@ -56,7 +56,7 @@ fn two_errors_one_warning(_: &Value, _: Option<&Value>) -> Report {
     }
 }
 
-fn many_long_errors(_: &Value, _: Option<&Value>) -> Report {
+fn many_long_errors(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> Report {
     Report {
         errors: (0..150)
             .map(|i| Violation {
@@ -68,19 +68,23 @@ fn many_long_errors(_: &Value, _: Option<&Value>) -> Report {
     }
 }
 
-fn no_patch(_: &Value) -> Result<json_patch::Patch, DefaultsError> {
-    Ok(json_patch::Patch(vec![]))
+fn no_patch(_: &[u8]) -> Result<Patch, DefaultsError> {
+    Ok(Patch::default())
 }
 
-fn label_patch(_: &Value) -> Result<json_patch::Patch, DefaultsError> {
-    serde_json::from_value(json!([
-        {"op": "add", "path": "/spec/applications/0/spec/release/interval", "value": "5m"},
-        {"op": "add", "path": "/metadata/labels", "value": {"orkestra": "defaulted"}}
-    ]))
-    .map_err(|e| panic!("test patch: {e}"))
+fn label_patch(_: &[u8]) -> Result<Patch, DefaultsError> {
+    let mut patch = Patch::default();
+    patch.add(
+        &["spec", "applications", "0", "spec", "release", "interval"],
+        "5m",
+    );
+    patch.add(&["metadata", "labels"], &json!({"orkestra": "defaulted"}));
+    Ok(patch)
 }
 
-fn fake(enforcement: Enforcement, validate: fn(&Value, Option<&Value>) -> Report) -> Admission {
+type Validate = fn(&GroupObject<'_>, Option<&GroupObject<'_>>) -> Report;
+
+fn fake(enforcement: Enforcement, validate: Validate) -> Admission {
     Admission {
         enforcement,
         rules: Rules {
@@ -91,7 +95,7 @@ fn fake(enforcement: Enforcement, validate: fn(&Value, Option<&Value>) -> Report
     }
 }
 
-fn mutator(mutate: fn(&Value) -> Result<json_patch::Patch, DefaultsError>) -> Admission {
+fn mutator(mutate: fn(&[u8]) -> Result<Patch, DefaultsError>) -> Admission {
     Admission {
         enforcement: Enforcement::Deny,
         rules: Rules {

@@ -1,0 +1,197 @@
+//! An ApplicationGroup object read once: what admission needs of it (kind, name, the typed spec,
+//! its size, the fields the schema does not know), from the JSON text the API server sent or
+//! from a value a file was parsed into.
+//!
+//! The webhook's path is the text: one typed pass reads the kind, the name and the spec, skipping
+//! everything else (metadata's managed fields, the status) without building it, and the
+//! generated templates are kept as text ([`crate::api::Templates`]). No `serde_json::Value` of
+//! the object is built, unless the spec does not fit the types: then the text is read again as
+//! a value to name the field at fault (errors are rare, and that path is the value path).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::ApplicationGroupSpec;
+use crate::input::parse::{self, SpecError};
+use crate::input::schema;
+
+/// Where an object is read from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// Its JSON text, as the API server sends it in an AdmissionReview (compact).
+    Json(&'a [u8]),
+    /// A value, as read from a YAML or JSON file.
+    Value(&'a Value),
+}
+
+/// What admission reads of an ApplicationGroup object.
+#[derive(Debug, Clone)]
+pub struct GroupObject<'a> {
+    /// `kind`, when it is a string.
+    pub kind: Option<String>,
+    /// `metadata.name`; empty when missing.
+    pub name: String,
+    /// `metadata.generateName`, when it is a string.
+    pub generate_name: Option<String>,
+    /// The typed spec, limits unchecked (see [`crate::api::limits`]).
+    pub spec: Result<ApplicationGroupSpec, SpecError>,
+    /// Length of the object as compact JSON.
+    pub bytes: usize,
+    source: Source<'a>,
+}
+
+/// The object is not JSON at all.
+#[derive(Debug, thiserror::Error)]
+#[error("the object is not JSON: {0}")]
+pub struct NotJson(#[from] serde_json::Error);
+
+impl<'a> Source<'a> {
+    /// Reads the object.
+    pub fn read(self) -> Result<GroupObject<'a>, NotJson> {
+        match self {
+            Source::Json(text) => read_text(text),
+            Source::Value(value) => Ok(read_value(value, json_size(value), self)),
+        }
+    }
+}
+
+impl GroupObject<'_> {
+    /// Calls `report(path, message)` for every field of `spec` and `status` the CRD's schema does
+    /// not define, and every number below its `minimum` (see [`schema`]).
+    pub fn schema_findings(&self, report: &mut dyn FnMut(String, String)) {
+        match self.source {
+            Source::Json(text) => {
+                let mut d = serde_json::Deserializer::from_slice(text);
+                // The text was read once already, so it is JSON.
+                let _ = schema::walk_object(&mut d, report);
+            }
+            Source::Value(value) => {
+                let _ = schema::walk_object(value, report);
+            }
+        }
+    }
+}
+
+/// The fields of an object the typed pass reads; every other one is skipped unbuilt.
+#[derive(Deserialize)]
+struct Typed {
+    kind: Option<String>,
+    #[serde(default)]
+    metadata: Metadata,
+    spec: Option<ApplicationGroupSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    name: Option<String>,
+    generate_name: Option<String>,
+}
+
+fn read_text(text: &[u8]) -> Result<GroupObject<'_>, NotJson> {
+    let source = Source::Json(text);
+    match serde_json::from_slice::<Typed>(text) {
+        Ok(typed) => Ok(GroupObject {
+            kind: typed.kind,
+            name: typed.metadata.name.unwrap_or_default(),
+            generate_name: typed.metadata.generate_name,
+            spec: typed.spec.ok_or_else(parse::no_spec),
+            bytes: text.len(),
+            source,
+        }),
+        // Something does not fit the types: the value path says what and where.
+        Err(_) => {
+            let value: Value = serde_json::from_slice(text)?;
+            Ok(read_value(&value, text.len(), source))
+        }
+    }
+}
+
+fn read_value<'a>(value: &Value, bytes: usize, source: Source<'a>) -> GroupObject<'a> {
+    let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
+    GroupObject {
+        kind: text("/kind").map(str::to_string),
+        name: text("/metadata/name").unwrap_or_default().to_string(),
+        generate_name: text("/metadata/generateName").map(str::to_string),
+        spec: parse::read_spec(value),
+        bytes,
+        source,
+    }
+}
+
+/// Length of `value` as compact JSON, counted without building the text.
+pub fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn group() -> Value {
+        json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+               "metadata": {"name": "shop", "managedFields": [{"manager": "kubectl"}]},
+               "spec": {"applications": [{"name": "db", "spec": {"chart": {"url": "u", "name": "c"}}}]},
+               "status": {"phase": "Running"}})
+    }
+
+    fn read_both(object: &Value) -> (GroupObject<'_>, String) {
+        let text = serde_json::to_string(object).unwrap_or_default();
+        let by_value = Source::Value(object).read().expect("a value is JSON");
+        (by_value, text)
+    }
+
+    #[test]
+    fn text_and_value_read_the_same() {
+        for object in [
+            group(),
+            json!({"kind": 5, "metadata": {"generateName": "g-"}, "spec": {"applications": [{"name": 1}]}}),
+            json!({"kind": "ApplicationGroup"}),
+        ] {
+            let (by_value, text) = read_both(&object);
+            let by_text = Source::Json(text.as_bytes()).read().expect("JSON");
+            assert_eq!(by_text.kind, by_value.kind);
+            assert_eq!(by_text.name, by_value.name);
+            assert_eq!(by_text.generate_name, by_value.generate_name);
+            assert_eq!(by_text.spec, by_value.spec);
+            assert_eq!(by_text.bytes, text.len());
+            assert_eq!(by_value.bytes, text.len());
+        }
+    }
+
+    #[test]
+    fn a_spec_that_does_not_fit_names_the_field_from_text_too() {
+        let text = br#"{"kind":"ApplicationGroup","spec":{"applications":[{"name":"a","spec":{"chart":{"url":5}}}]}}"#;
+        let read = Source::Json(text).read().expect("JSON");
+        let e = read.spec.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.starts_with("spec.applications[0].spec.chart.url: invalid type: integer `5`"),
+            "{e}"
+        );
+        let missing = Source::Json(br#"{"kind":"ApplicationGroup"}"#)
+            .read()
+            .expect("JSON");
+        assert_eq!(
+            missing
+                .spec
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+            "spec: the group has no spec"
+        );
+        assert!(Source::Json(b"{not json").read().is_err());
+    }
+}
