@@ -7,6 +7,9 @@
 //! steps are container templates: ours (`kubectl-orkestra executor helmrelease`), keptn's, or the
 //! user's own image.
 //!
+//! The templates are typed ([`template`]) and written straight to JSON ([`templates_json`]): for a
+//! large group, building `serde_json::Value` maps would cost several times their serialization.
+//!
 //! The templates stay small enough to live in the group object: a step's HelmRelease manifest is
 //! not written into it. Our executor reads it from the group's revision (the ControllerRevision
 //! named like the Workflow), built by [`crate::emit::manifest::step_manifest`] from the same spec with
@@ -14,17 +17,27 @@
 //! 1,000-application group still fits etcd's 1.5 MiB, a Workflow releases exactly the manifests of
 //! its revision, no manifest meets the argument size limit or Argo's `{{...}}` substitution.
 
+use std::borrow::Cow;
+
 use base64::Engine;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::api::defaults::RELEASE_TIMEOUT;
-use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Subchart};
+use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Release, Subchart};
 use crate::duration;
 use crate::emit::flux;
 use crate::graph::{self, Dag};
 use crate::input::parse;
 use crate::naming;
 use crate::naming::DNS1123_LABEL_MAX;
+
+pub mod template;
+
+use template::{
+    Arguments, Capabilities, Container, InputParameter, Inputs, Limits, Parameter, Requests,
+    Resources, RetryStrategy, SeccompProfile, SecurityContext, Task, Template,
+};
 
 /// Workflow `apiVersion`.
 pub const WORKFLOW_API_VERSION: &str = crate::api::resources::WORKFLOW.api_version;
@@ -112,196 +125,229 @@ pub fn template_name(name: String) -> String {
 
 /// Name of an application's DAG template.
 pub fn app_template(app: &str) -> String {
-    template_name(format!("app-{}", app_key(app)))
+    key_template(&app_key(app))
+}
+
+/// Name of the DAG template of the application whose key is `key`.
+fn key_template(key: &str) -> String {
+    template_name(format!("app-{key}"))
 }
 
 /// The task names (keys) of what node `i` of `dag` depends on.
-fn dependency_keys(dag: &Dag, i: usize) -> Vec<String> {
+fn dependency_keys(dag: &Dag, i: usize) -> Vec<Cow<'static, str>> {
     dag.dependencies(i)
         .iter()
-        .map(|&d| app_key(dag.name(d)))
+        .map(|&d| app_key(dag.name(d)).into())
         .collect()
 }
 
 /// Every template that releases the group, in a stable order: `entry`, the application DAGs,
 /// then the executor containers.
 pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
-    let apps = &spec.applications;
-    let dag = graph::app_dag(spec);
-    let entry_tasks: Vec<Value> = apps
+    Group::new(spec, settings)
+        .templates()
         .iter()
-        .enumerate()
-        .filter(|(i, _)| dag.is_first(*i))
-        .flat_map(|(i, app)| {
-            let deps: Vec<String> = dependency_keys(&dag, i);
+        .map(Template::to_value)
+        .collect()
+}
+
+/// The JSON array of [`templates`] (compact, object keys sorted as the API server stores them),
+/// written straight from the typed templates.
+pub fn templates_json(spec: &ApplicationGroupSpec, settings: &Settings) -> Box<RawValue> {
+    // Cannot fail: the templates hold only strings, numbers and booleans (`null` if it did).
+    serde_json::value::to_raw_value(&Group::new(spec, settings).templates()).unwrap_or_default()
+}
+
+/// A group being turned into templates, with what they say of each application computed once
+/// (the templates borrow it).
+struct Group<'a> {
+    spec: &'a ApplicationGroupSpec,
+    settings: &'a Settings,
+    dag: Dag,
+    /// One per application, in declaration order.
+    apps: Vec<AppNames>,
+}
+
+/// The task name, DAG template name and step times of one application.
+struct AppNames {
+    /// [`app_key`].
+    key: String,
+    /// [`app_template`].
+    template: String,
+    time: StepTime,
+}
+
+impl<'a> Group<'a> {
+    fn new(spec: &'a ApplicationGroupSpec, settings: &'a Settings) -> Self {
+        let apps = spec
+            .applications
+            .iter()
+            .map(|app| {
+                let key = app_key(&app.name);
+                AppNames {
+                    template: key_template(&key),
+                    key,
+                    time: StepTime::of(app),
+                }
+            })
+            .collect();
+        Self {
+            spec,
+            settings,
+            dag: graph::app_dag(spec),
+            apps,
+        }
+    }
+
+    fn templates(&self) -> Vec<Template<'_>> {
+        let mut out = Vec::with_capacity(self.apps.len() + 4);
+        out.push(Template::dag(
+            ENTRYPOINT.into(),
+            self.entry_tasks(),
+            Some(self.settings.parallelism),
+        ));
+        let mut executors = Vec::new();
+        for i in 0..self.apps.len() {
+            if self.dag.is_first(i) {
+                let (dag, extra) = self.application_templates(i, &mut executors);
+                out.push(dag);
+                out.extend(extra);
+            }
+        }
+        if has_gates(self.spec) {
+            out.push(Template::suspend(GATE_TEMPLATE));
+        }
+        out.push(helmrelease_template(&self.settings.executor_image));
+        if executors.contains(&ExecutorType::Keptn) {
+            out.push(keptn_template());
+        }
+        out.extend(custom_templates(&self.spec.applications));
+        out
+    }
+
+    /// The `entry` DAG's tasks: one per application, after a gate when it asks for one.
+    fn entry_tasks(&self) -> Vec<Task<'_>> {
+        let mut tasks = Vec::with_capacity(self.apps.len());
+        for (i, (app, names)) in self.spec.applications.iter().zip(&self.apps).enumerate() {
+            if !self.dag.is_first(i) {
+                continue;
+            }
+            let deps = self
+                .dag
+                .dependencies(i)
+                .iter()
+                .map(|&d| Cow::from(self.apps[d].key.as_str()))
+                .collect();
+            let (key, template) = (names.key.as_str(), names.template.as_str());
             if app.spec.gate != Some(true) {
-                return vec![task(
-                    &app_key(&app.name),
-                    &app_template(&app.name),
-                    deps,
-                    None,
-                )];
+                tasks.push(Task::new(key, template, deps));
+                continue;
             }
             // A gate: a suspend step after the application's dependencies and before it, which
             // `kubectl orkestra promote` resumes; skipped when the Workflow's `orkestra_gates`
             // parameter is `off` (`promote --full`).
-            let gate = gate_task(&app_key(&app.name));
-            let mut gate_task = task(&gate, GATE_TEMPLATE, deps, None);
-            gate_task["when"] = json!(format!(
-                "{{{{workflow.parameters.{GATES_PARAMETER}}}}} != off"
+            let gate = gate_task(key);
+            tasks.push(Task {
+                when: Some(format!(
+                    "{{{{workflow.parameters.{GATES_PARAMETER}}}}} != off"
+                )),
+                ..Task::new(gate.clone(), GATE_TEMPLATE, deps)
+            });
+            tasks.push(Task::new(key, template, vec![gate.into()]));
+        }
+        tasks
+    }
+
+    /// The DAG of application `i`, and the per-chart executor DAGs it needs; notes the executor
+    /// types it uses in `used`.
+    fn application_templates(
+        &self,
+        i: usize,
+        used: &mut Vec<ExecutorType>,
+    ) -> (Template<'_>, Vec<Template<'_>>) {
+        let (app, names) = (&self.spec.applications[i], &self.apps[i]);
+        let executors = app.spec.executors();
+        for e in &executors {
+            if let Some(t) = e.executor_type()
+                && !used.contains(&t)
+            {
+                used.push(t);
+            }
+        }
+        let sub_dag = graph::subchart_dag(app);
+        let mut tasks = Vec::new();
+        let mut extra = Vec::new();
+        let mut sub_keys = Vec::new();
+        for (k, sub) in app.spec.subcharts.iter().enumerate() {
+            if !sub_dag.is_first(k) {
+                continue;
+            }
+            let key = app_key(&sub.name);
+            tasks.push(chart_task(
+                app,
+                names,
+                subchart_parameter(&names.key, &key).into(),
+                key.clone().into(),
+                dependency_keys(&sub_dag, k),
+                &executors,
+                &mut extra,
             ));
-            vec![
-                gate_task,
-                task(
-                    &app_key(&app.name),
-                    &app_template(&app.name),
-                    vec![gate],
-                    None,
-                ),
-            ]
-        })
-        .collect();
-    let mut out = vec![dag_template(
-        ENTRYPOINT.into(),
-        entry_tasks,
-        Some(settings.parallelism),
-    )];
-    let mut executors = Vec::new();
-    for (i, app) in apps.iter().enumerate() {
-        if !dag.is_first(i) {
-            continue;
+            sub_keys.push(key.into());
         }
-        out.extend(application_templates(app, &mut executors));
-    }
-    if has_gates(spec) {
-        out.push(json!({ "name": GATE_TEMPLATE, "suspend": {} }));
-    }
-    out.push(helmrelease_template(&settings.executor_image));
-    if executors.contains(&ExecutorType::Keptn) {
-        out.push(keptn_template());
-    }
-    out.extend(custom_templates(apps));
-    for t in &mut out {
-        harden(t);
-    }
-    out
-}
-
-/// Gives a container template the security context and resources every step pod runs with:
-/// no privilege escalation, no capabilities, the runtime's seccomp profile, and requests plus
-/// a memory limit (so a step can neither take the node's memory nor go unscheduled under
-/// quota). Our own executor (`command: [kubectl-orkestra]`) also runs as the image's non-root
-/// user 65532 with a read-only root filesystem; keptn and custom images are the user's, and may
-/// need to write or run as root. Fields the template already has are kept.
-pub fn harden(template: &mut Value) {
-    let Some(container) = template.get_mut("container").and_then(Value::as_object_mut) else {
-        return;
-    };
-    let ours = container
-        .get("command")
-        .and_then(|c| c.get(0))
-        .and_then(Value::as_str)
-        == Some("kubectl-orkestra");
-    let mut security = json!({
-        "allowPrivilegeEscalation": false,
-        "capabilities": { "drop": ["ALL"] },
-        "seccompProfile": { "type": "RuntimeDefault" },
-    });
-    if ours {
-        security["runAsNonRoot"] = json!(true);
-        security["runAsUser"] = json!(65532);
-        security["runAsGroup"] = json!(65532);
-        security["readOnlyRootFilesystem"] = json!(true);
-    }
-    container.entry("securityContext").or_insert(security);
-    container.entry("resources").or_insert_with(|| {
-        json!({
-            "requests": { "cpu": "10m", "memory": "32Mi" },
-            "limits": { "memory": if ours { "128Mi" } else { "512Mi" } },
-        })
-    });
-}
-
-/// The DAG of one application, plus the per-chart executor DAGs it needs.
-fn application_templates(app: &Application, used: &mut Vec<ExecutorType>) -> Vec<Value> {
-    let executors = app.spec.executors();
-    for e in &executors {
-        if let Some(t) = e.executor_type()
-            && !used.contains(&t)
-        {
-            used.push(t);
-        }
-    }
-    let subs = &app.spec.subcharts;
-    let sub_dag = graph::subchart_dag(app);
-    let mut tasks = Vec::new();
-    let mut extra = Vec::new();
-    let mut sub_keys = Vec::new();
-    for (k, sub) in subs.iter().enumerate() {
-        if !sub_dag.is_first(k) {
-            continue;
-        }
-        let key = app_key(&sub.name);
-        let deps = dependency_keys(&sub_dag, k);
+        let key = names.key.as_str();
         tasks.push(chart_task(
             app,
-            Some(sub),
-            &key,
-            deps,
+            names,
+            key.into(),
+            key.into(),
+            sub_keys,
             &executors,
             &mut extra,
         ));
-        sub_keys.push(key);
+        let dag = Template::dag(names.template.as_str().into(), tasks, None);
+        (dag, extra)
     }
-    tasks.push(chart_task(
-        app,
-        None,
-        &app_key(&app.name),
-        sub_keys,
-        &executors,
-        &mut extra,
-    ));
-    let mut out = vec![dag_template(app_template(&app.name), tasks, None)];
-    out.extend(extra);
-    out
 }
 
-/// The task releasing one chart: the executor itself when there is one, else a DAG of them.
-fn chart_task(
+/// The task releasing one chart (its [`chart_parameter`] is `param`): the executor itself when
+/// there is one, else a DAG of them (added to `extra`).
+fn chart_task<'s>(
     app: &Application,
-    subchart: Option<&Subchart>,
-    key: &str,
-    deps: Vec<String>,
+    names: &'s AppNames,
+    param: Cow<'s, str>,
+    key: Cow<'s, str>,
+    deps: Vec<Cow<'s, str>>,
     executors: &[Executor],
-    extra: &mut Vec<Value>,
-) -> Value {
-    let param = chart_parameter(app, subchart);
-    let time = StepTime {
-        timeout: step_timeout(app),
-        deadline: step_deadline(app),
-    };
+    extra: &mut Vec<Template<'s>>,
+) -> Task<'s> {
+    let time = &names.time;
     if let [only] = executors {
-        let (template, args) = executor_call(app, only, &param, &time);
-        return task(key, &template, deps, Some(args));
+        let (template, arguments) = executor_call(app, only, &param, time);
+        return Task {
+            arguments: Some(arguments),
+            ..Task::new(key, template, deps)
+        };
     }
-    let name = template_name(format!("app-{}--{key}", app_key(&app.name)));
+    let name = template_name(format!("app-{}--{key}", names.key));
     let exec_dag = Dag::new(
         executors
             .iter()
             .map(|e| (e.name.as_str(), e.dependencies.iter().map(String::as_str))),
     );
-    let tasks: Vec<Value> = executors
+    let tasks = executors
         .iter()
         .enumerate()
         .filter(|(i, _)| exec_dag.is_first(*i))
         .map(|(i, e)| {
-            let (template, args) = executor_call(app, e, &param, &time);
-            let deps = dependency_keys(&exec_dag, i);
-            task(&app_key(&e.name), &template, deps, Some(args))
+            let (template, arguments) = executor_call(app, e, &param, time);
+            Task {
+                arguments: Some(arguments),
+                ..Task::new(app_key(&e.name), template, dependency_keys(&exec_dag, i))
+            }
         })
         .collect();
-    extra.push(dag_template(name.clone(), tasks, None));
-    task(key, &name, deps, None)
+    extra.push(Template::dag(name.clone().into(), tasks, None));
+    Task::new(key, name, deps)
 }
 
 /// How long an executor step waits for its release, in seconds (see [`step_timeout`]).
@@ -314,7 +360,8 @@ fn chart_task(
 /// for which the step budgets [`UNBOUNDED_RETRIES_ATTEMPTS`]. Plus a minute for Flux to notice the
 /// new generation.
 pub fn step_budget(app: &Application) -> u64 {
-    let release = app.spec.release.clone().unwrap_or_default();
+    let unset = Release::default();
+    let release = app.spec.release.as_ref().unwrap_or(&unset);
     let seconds = |value: Option<&str>, fallback: u64| {
         value
             .and_then(duration::parse)
@@ -366,53 +413,74 @@ pub fn step_budget(app: &Application) -> u64 {
 
 /// The executor's `--timeout` for one application's steps: [`step_budget`] as a duration.
 pub fn step_timeout(app: &Application) -> String {
-    format!("{}s", step_budget(app))
+    StepTime::of(app).timeout
 }
 
 /// Argo's own deadline for one step (the template's `timeout`): the executor's budget plus
 /// [`POD_GRACE_SECONDS`].
 pub fn step_deadline(app: &Application) -> String {
-    format!("{}s", step_budget(app) + POD_GRACE_SECONDS)
+    StepTime::of(app).deadline
 }
 
 /// The Workflow parameter holding the manifest of one chart's release: the application's key,
 /// or `<application>--<subchart>`.
 pub fn chart_parameter(app: &Application, subchart: Option<&Subchart>) -> String {
+    let key = app_key(&app.name);
     match subchart {
-        None => app_key(&app.name),
-        Some(s) => format!("{}--{}", app_key(&app.name), app_key(&s.name)),
+        None => key,
+        Some(s) => subchart_parameter(&key, &app_key(&s.name)),
     }
+}
+
+/// The [`chart_parameter`] of subchart `sub_key` of application `app_key`.
+fn subchart_parameter(app_key: &str, sub_key: &str) -> String {
+    format!("{app_key}--{sub_key}")
 }
 
 /// Suffix of the parameter holding the base64 HelmRelease that keptn and custom executors read.
 const BASE64_SUFFIX: &str = "--base64";
 
-/// The executor's budget and Argo's deadline of one step.
+/// The executor's budget and Argo's deadline of one application's steps.
 struct StepTime {
     timeout: String,
     deadline: String,
 }
 
+impl StepTime {
+    fn of(app: &Application) -> Self {
+        let budget = step_budget(app);
+        Self {
+            timeout: format!("{budget}s"),
+            deadline: format!("{}s", budget + POD_GRACE_SECONDS),
+        }
+    }
+}
+
 /// The template an executor runs and the arguments it gets for one chart.
-fn executor_call(
+fn executor_call<'s>(
     app: &Application,
     executor: &Executor,
-    param: &str,
-    time: &StepTime,
-) -> (String, Value) {
-    let (timeout, deadline) = (time.timeout.as_str(), time.deadline.as_str());
-    let encoded = format!("{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}");
+    param: &Cow<'s, str>,
+    time: &'s StepTime,
+) -> (Cow<'static, str>, Arguments<'s>) {
+    let timeout = Cow::from(time.timeout.as_str());
+    let deadline = Cow::from(time.deadline.as_str());
+    let encoded = || {
+        Cow::Owned(format!(
+            "{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}"
+        ))
+    };
     match executor.executor_type() {
         Some(ExecutorType::Keptn) => {
             let (cm_name, cm_namespace) = parse::keptn_config_map(executor).unwrap_or_default();
             (
                 KEPTN_TEMPLATE.into(),
-                params(&[
-                    ("helmrelease", &encoded),
+                arguments([
+                    ("helmrelease", encoded()),
                     ("timeout", timeout),
                     ("deadline", deadline),
-                    ("configMapName", &cm_name),
-                    ("configMapNamespace", &cm_namespace),
+                    ("configMapName", cm_name.into()),
+                    ("configMapNamespace", cm_namespace.into()),
                 ]),
             )
         }
@@ -424,20 +492,20 @@ fn executor_call(
                 .map(Value::to_string)
                 .unwrap_or_default();
             (
-                custom_template(&app.name, &executor.name),
-                params(&[
-                    ("helmrelease", &encoded),
+                custom_template(&app.name, &executor.name).into(),
+                arguments([
+                    ("helmrelease", encoded()),
                     ("timeout", timeout),
                     ("deadline", deadline),
-                    ("data", &b64(&data)),
+                    ("data", b64(&data).into()),
                 ]),
             )
         }
         // Unknown types are refused by validation; release with our executor meanwhile.
         Some(ExecutorType::HelmRelease) | None => (
             HELMRELEASE_TEMPLATE.into(),
-            params(&[
-                ("chart", param),
+            arguments([
+                ("chart", param.clone()),
                 ("timeout", timeout),
                 ("deadline", deadline),
             ]),
@@ -445,64 +513,73 @@ fn executor_call(
     }
 }
 
+fn arguments<'a, const N: usize>(pairs: [(&'a str, Cow<'a, str>); N]) -> Arguments<'a> {
+    Arguments {
+        parameters: pairs
+            .into_iter()
+            .map(|(name, value)| Parameter { name, value })
+            .collect(),
+    }
+}
+
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-// The builders below move their parts into place: `json!` would copy every interpolated value,
-// and the templates of a large group are mostly such values.
+/// The command of our executor image.
+const OUR_COMMAND: &str = "kubectl-orkestra";
 
-fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    Value::Object(
-        fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
-}
-
-fn params(pairs: &[(&str, &str)]) -> Value {
-    let parameters = pairs
-        .iter()
-        .map(|(n, v)| object([("name", Value::from(*n)), ("value", Value::from(*v))]))
-        .collect();
-    object([("parameters", Value::Array(parameters))])
-}
-
-fn task(name: &str, template: &str, deps: Vec<String>, arguments: Option<Value>) -> Value {
-    let mut t = Map::new();
-    t.insert("name".into(), Value::from(name));
-    t.insert("template".into(), Value::from(template));
-    if !deps.is_empty() {
-        t.insert(
-            "dependencies".into(),
-            Value::Array(deps.into_iter().map(Value::String).collect()),
-        );
+/// A step's container, with the security context and resources every step pod runs with: no
+/// privilege escalation, no capabilities, the runtime's seccomp profile, and requests plus a
+/// memory limit (so a step can neither take the node's memory nor go unscheduled under quota).
+/// Our own executor (`command: [kubectl-orkestra]`) also runs as the image's non-root user 65532
+/// with a read-only root filesystem; keptn and custom images are the user's, and may need to
+/// write or run as root.
+fn container<'a>(
+    name: &'a str,
+    image: Cow<'a, str>,
+    command: Vec<Cow<'a, str>>,
+    args: Vec<&'a str>,
+) -> Container<'a> {
+    let ours = command.first().is_some_and(|c| c == OUR_COMMAND);
+    let user = ours.then_some(65532);
+    Container {
+        args,
+        command,
+        image,
+        name,
+        resources: Resources {
+            limits: Limits {
+                memory: if ours { "128Mi" } else { "512Mi" },
+            },
+            requests: Requests {
+                cpu: "10m",
+                memory: "32Mi",
+            },
+        },
+        security_context: SecurityContext {
+            allow_privilege_escalation: false,
+            capabilities: Capabilities { drop: ["ALL"] },
+            read_only_root_filesystem: ours.then_some(true),
+            run_as_group: user,
+            run_as_non_root: ours.then_some(true),
+            run_as_user: user,
+            seccomp_profile: SeccompProfile {
+                type_: "RuntimeDefault",
+            },
+        },
+        termination_message_policy: TERMINATION_MESSAGE_POLICY,
     }
-    if let Some(a) = arguments {
-        t.insert("arguments".into(), a);
-    }
-    Value::Object(t)
-}
-
-fn dag_template(name: String, tasks: Vec<Value>, parallelism: Option<i64>) -> Value {
-    let mut t = Map::new();
-    t.insert("name".into(), Value::String(name));
-    if let Some(p) = parallelism {
-        t.insert("parallelism".into(), Value::from(p));
-    }
-    t.insert("dag".into(), object([("tasks", Value::Array(tasks))]));
-    Value::Object(t)
 }
 
 /// Our executor's release step: it reads the manifest of chart `chart` from the group's revision
 /// (the ControllerRevision named like the Workflow, in its namespace; see
 /// [`crate::emit::manifest::step_manifest`]), so the manifest is never an argument: no size limit, and
 /// Argo's `{{...}}` substitution never sees the values.
-fn helmrelease_template(image: &str) -> Value {
+fn helmrelease_template(image: &str) -> Template<'_> {
     container_template(
-        HELMRELEASE_TEMPLATE,
-        vec![json!({ "name": "chart" })],
+        HELMRELEASE_TEMPLATE.into(),
+        vec![InputParameter::required("chart")],
         executor_container(
             image,
             "install",
@@ -518,51 +595,58 @@ fn helmrelease_template(image: &str) -> Value {
 
 /// The container running our executor: `kubectl-orkestra executor helmrelease --action
 /// <action>`, then `args`, waiting at most the template's `timeout` input.
-fn executor_container(image: &str, action: &str, args: &[&str]) -> Value {
+fn executor_container<'a>(image: &'a str, action: &'a str, args: &[&'a str]) -> Container<'a> {
     let mut all = vec!["executor", "helmrelease", "--action", action];
     all.extend_from_slice(args);
     all.extend(["--timeout", "{{inputs.parameters.timeout}}"]);
-    json!({
-        "name": "executor",
-        "image": image,
-        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-        "command": ["kubectl-orkestra"],
-        "args": all,
-    })
+    container("executor", image.into(), vec![OUR_COMMAND.into()], all)
 }
 
 /// Inputs every executor template takes: the executor's `timeout` and Argo's `deadline` (the
 /// template's own `timeout`), with defaults for callers that pass neither.
-fn time_inputs() -> [Value; 2] {
+fn time_inputs() -> [InputParameter<'static>; 2] {
     let default_deadline = duration::parse(RELEASE_TIMEOUT)
         .map_or(0, |d| d.as_secs())
         .saturating_add(FLUX_NOTICE_SECONDS + POD_GRACE_SECONDS);
     [
-        json!({ "name": "timeout", "default": RELEASE_TIMEOUT }),
-        json!({ "name": "deadline", "default": format!("{default_deadline}s") }),
+        InputParameter {
+            default: Some(RELEASE_TIMEOUT.into()),
+            name: "timeout",
+        },
+        InputParameter {
+            default: Some(format!("{default_deadline}s").into()),
+            name: "deadline",
+        },
     ]
 }
 
 /// A container template: `inputs` (plus [`time_inputs`]), the container, Argo's deadline and its
 /// retries of pod-level failures.
-fn container_template(name: &str, mut inputs: Vec<Value>, container: Value) -> Value {
+fn container_template<'a>(
+    name: Cow<'a, str>,
+    mut inputs: Vec<InputParameter<'a>>,
+    container: Container<'a>,
+) -> Template<'a> {
     inputs.extend(time_inputs());
-    json!({
-        "name": name,
-        "inputs": { "parameters": inputs },
-        "timeout": "{{inputs.parameters.deadline}}",
-        "retryStrategy": { "limit": POD_RETRIES.to_string(), "retryPolicy": "OnError" },
-        "container": container,
-    })
+    Template {
+        container: Some(container),
+        inputs: Some(Inputs { parameters: inputs }),
+        retry_strategy: Some(RetryStrategy {
+            limit: POD_RETRIES.to_string(),
+            retry_policy: "OnError",
+        }),
+        timeout: Some("{{inputs.parameters.deadline}}"),
+        ..Template::named(name)
+    }
 }
 
 /// A container template running our executor with `--action install|delete` on the `manifest`
 /// input, waiting at most the `timeout` input (rollback removals: their manifests name the
 /// objects only, see [`crate::emit::flux::identity_manifest`]).
-pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
+pub fn executor_template<'a>(name: &'a str, image: &'a str, action: &'a str) -> Template<'a> {
     container_template(
-        name,
-        vec![json!({ "name": "manifest" })],
+        name.into(),
+        vec![InputParameter::required("manifest")],
         executor_container(
             image,
             action,
@@ -571,26 +655,40 @@ pub fn executor_template(name: &str, image: &str, action: &str) -> Value {
     )
 }
 
-fn keptn_template() -> Value {
+/// The arguments of keptn and custom executor images: the base64 HelmRelease to install
+/// (`--spec`) and the `timeout` input, then `more`.
+fn image_args(more: &[&'static str]) -> Vec<&'static str> {
+    let mut all = vec![
+        "--spec",
+        "{{inputs.parameters.helmrelease}}",
+        "--action",
+        "install",
+        "--timeout",
+        "{{inputs.parameters.timeout}}",
+    ];
+    all.extend_from_slice(more);
+    all
+}
+
+fn keptn_template() -> Template<'static> {
     container_template(
-        KEPTN_TEMPLATE,
+        KEPTN_TEMPLATE.into(),
         vec![
-            json!({ "name": "helmrelease" }),
-            json!({ "name": "configMapName" }),
-            json!({ "name": "configMapNamespace" }),
+            InputParameter::required("helmrelease"),
+            InputParameter::required("configMapName"),
+            InputParameter::required("configMapNamespace"),
         ],
-        json!({
-            "name": "executor",
-            "image": KEPTN_IMAGE,
-            "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-            "command": [DEFAULT_EXECUTOR_COMMAND],
-            "args": [
-                "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
-                "--timeout", "{{inputs.parameters.timeout}}",
-                "--configmap-name", "{{inputs.parameters.configMapName}}",
-                "--configmap-namespace", "{{inputs.parameters.configMapNamespace}}",
-            ],
-        }),
+        container(
+            "executor",
+            KEPTN_IMAGE.into(),
+            vec![DEFAULT_EXECUTOR_COMMAND.into()],
+            image_args(&[
+                "--configmap-name",
+                "{{inputs.parameters.configMapName}}",
+                "--configmap-namespace",
+                "{{inputs.parameters.configMapNamespace}}",
+            ]),
+        ),
     )
 }
 
@@ -602,8 +700,10 @@ fn custom_template(app: &str, executor: &str) -> String {
     template_name(format!("executor-custom--{}--{}", key(app), key(executor)))
 }
 
-fn custom_templates(apps: &[Application]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
+/// The container templates of custom executors: the user's image, its `name` when it is a DNS
+/// label and its `command` when usable (the other fields of `image` are not used).
+fn custom_templates(apps: &[Application]) -> Vec<Template<'_>> {
+    let mut out: Vec<Template<'_>> = Vec::new();
     for app in apps {
         for e in app
             .spec
@@ -612,7 +712,7 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
             .filter(|e| e.executor_type() == Some(ExecutorType::Custom))
         {
             let name = custom_template(&app.name, &e.name);
-            if out.iter().any(|t| t["name"] == name.as_str()) {
+            if out.iter().any(|t| t.name == name) {
                 continue;
             }
             let container_name = e
@@ -622,22 +722,22 @@ fn custom_templates(apps: &[Application]) -> Vec<Value> {
                 .and_then(Value::as_str)
                 .filter(|n| naming::is_dns1123_label(n))
                 .unwrap_or("executor");
-            let command = parse::custom_command(e)
-                .unwrap_or_else(|| vec![DEFAULT_EXECUTOR_COMMAND.to_string()]);
+            let command = parse::custom_command(e).map_or_else(
+                || vec![DEFAULT_EXECUTOR_COMMAND.into()],
+                |c| c.into_iter().map(Cow::Owned).collect(),
+            );
             out.push(container_template(
-                &name,
-                vec![json!({ "name": "helmrelease" }), json!({ "name": "data" })],
-                json!({
-                    "name": container_name,
-                    "image": parse::custom_image(e).unwrap_or_default(),
-                    "command": command,
-                    "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-                    "args": [
-                        "--spec", "{{inputs.parameters.helmrelease}}", "--action", "install",
-                        "--timeout", "{{inputs.parameters.timeout}}", "--interval", "1s",
-                        "--data", "{{inputs.parameters.data}}",
-                    ],
-                }),
+                name.into(),
+                vec![
+                    InputParameter::required("helmrelease"),
+                    InputParameter::required("data"),
+                ],
+                container(
+                    container_name,
+                    parse::custom_image(e).unwrap_or_default().into(),
+                    command,
+                    image_args(&["--interval", "1s", "--data", "{{inputs.parameters.data}}"]),
+                ),
             ));
         }
     }
@@ -800,5 +900,93 @@ mod timeout_tests {
             name.len() <= ARGO_NAME_MAX && name == name.to_lowercase(),
             "{name}"
         );
+    }
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    /// Specs covering every template shape, with the templates the `serde_json::Value`-based
+    /// generator these types replaced wrote for them (`serde_json::to_vec` of its list), byte for
+    /// byte: the text the API server stores, which the mutating webhook compares.
+    const GOLDEN: [(&str, &str, &str); 4] = [
+        (
+            "plain",
+            include_str!("../../tests/fixtures/templates/plain.spec.json"),
+            include_str!("../../tests/fixtures/templates/plain.templates.json"),
+        ),
+        (
+            "gates",
+            include_str!("../../tests/fixtures/templates/gates.spec.json"),
+            include_str!("../../tests/fixtures/templates/gates.templates.json"),
+        ),
+        (
+            "subcharts",
+            include_str!("../../tests/fixtures/templates/subcharts.spec.json"),
+            include_str!("../../tests/fixtures/templates/subcharts.templates.json"),
+        ),
+        (
+            "executors",
+            include_str!("../../tests/fixtures/templates/executors.spec.json"),
+            include_str!("../../tests/fixtures/templates/executors.templates.json"),
+        ),
+    ];
+
+    fn spec(name: &str, text: &str) -> ApplicationGroupSpec {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// The settings the golden files were written with: the spec's own, else fixed ones.
+    fn settings(spec: &ApplicationGroupSpec) -> Settings {
+        let wt = spec.workflow_template.clone().unwrap_or_default();
+        Settings {
+            executor_image: wt
+                .executor_image
+                .unwrap_or_else(|| "ghcr.io/orkestra/executor:test".into()),
+            parallelism: wt.parallelism.unwrap_or(10),
+        }
+    }
+
+    #[test]
+    fn typed_templates_write_the_bytes_the_value_based_generator_wrote() {
+        for (name, text, golden) in GOLDEN {
+            let spec = spec(name, text);
+            let settings = settings(&spec);
+            assert_eq!(templates_json(&spec, &settings).get(), golden, "{name}");
+            let values = serde_json::to_string(&templates(&spec, &settings)).unwrap_or_default();
+            assert_eq!(values, golden, "{name}");
+        }
+    }
+
+    #[test]
+    fn typed_fields_are_declared_in_the_order_the_api_server_writes_them() {
+        // A `Value` writes its keys sorted: the typed text must survive that round trip as is.
+        let group = |n: usize| {
+            let apps: Vec<Value> = (0..n)
+                .map(|i| {
+                    let deps: Vec<String> = (0..i.min(3)).map(|d| format!("app-{d}")).collect();
+                    json!({"name": format!("app-{i}"), "dependencies": deps, "spec": {
+                        "chart": {"url": "https://c", "name": format!("chart-{i}")},
+                        "gate": i % 7 == 3}})
+                })
+                .collect();
+            serde_json::to_string(&json!({ "applications": apps })).unwrap_or_default()
+        };
+        let generated = group(40);
+        let specs = GOLDEN
+            .iter()
+            .map(|(name, text, _)| (*name, *text))
+            .chain([("generated", generated.as_str())]);
+        for (name, text) in specs {
+            let spec = spec(name, text);
+            let json = templates_json(&spec, &settings(&spec));
+            let sorted: Value = serde_json::from_str(json.get()).unwrap_or_default();
+            assert_eq!(
+                serde_json::to_string(&sorted).unwrap_or_default(),
+                json.get(),
+                "{name}"
+            );
+        }
     }
 }

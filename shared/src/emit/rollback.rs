@@ -137,9 +137,7 @@ pub fn rollback_workflow(
         );
         if !tasks.is_empty() {
             templates.push(json!({ "name": REMOVE_TEMPLATE, "dag": { "tasks": tasks } }));
-            let mut delete = argo::executor_template(DELETE_TEMPLATE, &image, "delete");
-            argo::harden(&mut delete);
-            templates.push(delete);
+            templates.push(argo::executor_template(DELETE_TEMPLATE, &image, "delete").to_value());
         }
     }
     spec["entrypoint"] = json!(ROLLBACK_ENTRYPOINT);
