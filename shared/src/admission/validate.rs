@@ -305,6 +305,7 @@ impl Level<'_> {
         // Each dependency resolved once, for these rules and for the graph.
         let mut targets = Vec::with_capacity(items.iter().map(|(_, deps)| deps.len()).sum());
         for (i, &(name, deps)) in items.iter().enumerate() {
+            let first_target = targets.len();
             for (j, dep) in deps.iter().enumerate() {
                 let path = || format!("{}[{i}].dependencies[{j}]", self.base());
                 let target = names.get(dep);
@@ -329,7 +330,8 @@ impl Level<'_> {
                             self.peers
                         ),
                     );
-                } else if deps[..j].contains(dep) {
+                } else if targets[first_target..first_target + j].contains(&target) {
+                    // Known names are equal exactly when they resolve to the same item.
                     report.warn(
                         path(),
                         format!(
@@ -532,7 +534,9 @@ fn validate_application(i: usize, app: &Application, hints: &mut Hints, report: 
         }
         .check(items, hints, report);
     }
-    let app_key = naming::dns1123(&app.name, DNS1123_LABEL_MAX);
+    let app_key = (!subcharts.is_empty())
+        .then(|| naming::dns1123(&app.name, DNS1123_LABEL_MAX))
+        .flatten();
     for (k, sub) in app.spec.subcharts.iter().enumerate() {
         if app_key.is_some() && naming::dns1123(&sub.name, DNS1123_LABEL_MAX) == app_key {
             report.error(
