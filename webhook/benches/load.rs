@@ -383,8 +383,8 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
 fn in_process(small: &Bytes, large: &Bytes) {
     use orkestra_webhook::admission::{Admission, Endpoint, Enforcement, Rules};
     fn no_rules(
-        _: &orkestra::input::object::GroupObject<'_>,
-        _: Option<&orkestra::input::object::GroupObject<'_>>,
+        _: &orkestra::input::object::GroupObject,
+        _: Option<&orkestra::input::object::GroupObject>,
     ) -> orkestra::admission::validate::Report {
         orkestra::admission::validate::Report::default()
     }
@@ -599,8 +599,8 @@ fn floor_server(dir: &str) -> anyhow::Result<()> {
             use orkestra_webhook::admission::{Admission, Enforcement, Rules};
             use orkestra_webhook::server::{Limits, Webhook};
             fn no_rules(
-                _: &orkestra::input::object::GroupObject<'_>,
-                _: Option<&orkestra::input::object::GroupObject<'_>>,
+                _: &orkestra::input::object::GroupObject,
+                _: Option<&orkestra::input::object::GroupObject>,
             ) -> orkestra::admission::validate::Report {
                 orkestra::admission::validate::Report::default()
             }

@@ -127,7 +127,7 @@ impl Verdict {
 #[derive(Clone, Copy)]
 pub struct Rules {
     /// Judges the object (and the stored one, on UPDATE), read once from the review's text.
-    pub validate: fn(&GroupObject<'_>, Option<&GroupObject<'_>>) -> Report,
+    pub validate: fn(&GroupObject, Option<&GroupObject>) -> Report,
     /// The defaults' patch of the object's JSON text.
     pub mutate: fn(&[u8]) -> Result<Patch, DefaultsError>,
 }
@@ -511,11 +511,11 @@ fn set_warnings(res: &mut AdmissionResponse, mut lines: Vec<String>) {
     }
 }
 
-fn object_name(object: &GroupObject<'_>) -> String {
+fn object_name(object: &GroupObject) -> String {
     format!("{KIND} {:?}", name_only(object))
 }
 
-fn name_only<'a>(object: &'a GroupObject<'_>) -> &'a str {
+fn name_only<'a>(object: &'a GroupObject) -> &'a str {
     match (object.name.as_str(), object.generate_name.as_deref()) {
         ("", Some(prefix)) => prefix,
         (name, _) => name,

@@ -75,8 +75,14 @@ impl Patch {
 
     /// The patch as JSON text, as the webhook sends it.
     pub fn to_json(&self) -> Vec<u8> {
+        // Sized up front: the templates are most of it, and are copied once.
+        let size = (self.0.iter())
+            .map(|op| op.path.len() + op.value.get().len() + 32)
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(size + 2);
         // Serializing strings and JSON text into a vector cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let _ = serde_json::to_writer(&mut out, self);
+        out
     }
 
     /// Applies the patch to `object`.
@@ -94,7 +100,13 @@ impl Patch {
         let mut pointer = String::new();
         for token in path {
             pointer.push('/');
-            pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
+            for c in token.chars() {
+                match c {
+                    '~' => pointer.push_str("~0"),
+                    '/' => pointer.push_str("~1"),
+                    c => pointer.push(c),
+                }
+            }
         }
         self.0.push(Add {
             op: "add",
@@ -222,10 +234,7 @@ fn raw(value: &(impl Serialize + ?Sized)) -> Box<RawValue> {
 
 /// The templates that release `spec`, as JSON text.
 fn generated_templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Templates {
-    to_raw_value(&argo::templates(spec, settings))
-        .ok()
-        .and_then(Templates::from_json)
-        .unwrap_or_default()
+    Templates::from_json(argo::templates_json(spec, settings)).unwrap_or_default()
 }
 
 /// Records the group-level settings `current` lacks (all of `filled` when there is none) and
@@ -237,9 +246,16 @@ fn record_settings(
     templates: &Templates,
 ) {
     let Some(current) = current else {
-        let whole = WorkflowTemplate {
-            templates: Some(templates.clone()),
-            ..filled.clone()
+        /// The whole settings with the templates, without copying them first.
+        #[derive(Serialize)]
+        struct Whole<'a> {
+            #[serde(flatten)]
+            settings: &'a WorkflowTemplate,
+            templates: &'a Templates,
+        }
+        let whole = Whole {
+            settings: filled,
+            templates,
         };
         patch.add(&["spec", "workflowTemplate"], &whole);
         return;

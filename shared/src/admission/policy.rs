@@ -35,7 +35,7 @@ impl Policy {
 
     /// Every way `object` (an ApplicationGroup, defaulted or not) leaves the policy. Defaults
     /// count: a group that names no namespace runs in the default one, which must be allowed.
-    pub fn check(&self, object: &GroupObject<'_>) -> Vec<Violation> {
+    pub fn check(&self, object: &GroupObject) -> Vec<Violation> {
         let mut out = Vec::new();
         if self.is_open() {
             return out;

@@ -109,7 +109,7 @@ fn validate_source(new: Source<'_>, old: Option<Source<'_>>) -> Report {
 }
 
 /// [`validate_object`] of objects already read.
-pub fn validate_read(new: &GroupObject<'_>, old: Option<&GroupObject<'_>>) -> Report {
+pub fn validate_read(new: &GroupObject, old: Option<&GroupObject>) -> Report {
     let (mut report, within_limits) = validate_one(new);
     // The size limits never ratchet: beyond them nothing else was checked.
     let Some(old) = old.filter(|_| within_limits) else {
@@ -144,7 +144,7 @@ pub fn validate_read(new: &GroupObject<'_>, old: Option<&GroupObject<'_>>) -> Re
 }
 
 /// The rules on one object, and whether it is within the size limits.
-fn validate_one(new: &GroupObject<'_>) -> (Report, bool) {
+fn validate_one(new: &GroupObject) -> (Report, bool) {
     let mut report = Report::default();
     if new.kind.as_deref() != Some(KIND) {
         report.error("kind", format!("expected kind {KIND}"));
@@ -161,7 +161,9 @@ fn validate_one(new: &GroupObject<'_>) -> (Report, bool) {
         }
         return (report, false);
     }
-    new.schema_findings(&mut |path, message| report.error(path, message));
+    for (path, message) in &new.schema_findings {
+        report.error(path.clone(), message.clone());
+    }
     match &new.spec {
         Ok(spec) => validate_spec(spec, &mut report),
         Err(e) => report.error(e.path.clone(), e.message.clone()),

@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::api::ApplicationGroupSpec;
 use crate::input::parse::{self, SpecError};
@@ -26,7 +27,7 @@ pub enum Source<'a> {
 
 /// What admission reads of an ApplicationGroup object.
 #[derive(Debug, Clone)]
-pub struct GroupObject<'a> {
+pub struct GroupObject {
     /// `kind`, when it is a string.
     pub kind: Option<String>,
     /// `metadata.name`; empty when missing.
@@ -37,7 +38,9 @@ pub struct GroupObject<'a> {
     pub spec: Result<ApplicationGroupSpec, SpecError>,
     /// Length of the object as compact JSON.
     pub bytes: usize,
-    source: Source<'a>,
+    /// What the CRD's schema refuses (see [`schema`]): the fields of `spec` and `status` it does
+    /// not define and the spec's numbers below its minimums, as (path, message).
+    pub schema_findings: Vec<(String, String)>,
 }
 
 /// The object is not JSON at all.
@@ -45,40 +48,25 @@ pub struct GroupObject<'a> {
 #[error("the object is not JSON: {0}")]
 pub struct NotJson(#[from] serde_json::Error);
 
-impl<'a> Source<'a> {
+impl Source<'_> {
     /// Reads the object.
-    pub fn read(self) -> Result<GroupObject<'a>, NotJson> {
+    pub fn read(self) -> Result<GroupObject, NotJson> {
         match self {
             Source::Json(text) => read_text(text),
-            Source::Value(value) => Ok(read_value(value, json_size(value), self)),
-        }
-    }
-}
-
-impl GroupObject<'_> {
-    /// Calls `report(path, message)` for every field of `spec` and `status` the CRD's schema does
-    /// not define, and every number below its `minimum` (see [`schema`]).
-    pub fn schema_findings(&self, report: &mut dyn FnMut(String, String)) {
-        match self.source {
-            Source::Json(text) => {
-                let mut d = serde_json::Deserializer::from_slice(text);
-                // The text was read once already, so it is JSON.
-                let _ = schema::walk_object(&mut d, report);
-            }
-            Source::Value(value) => {
-                let _ = schema::walk_object(value, report);
-            }
+            Source::Value(value) => Ok(read_value(value, json_size(value))),
         }
     }
 }
 
 /// The fields of an object the typed pass reads; every other one is skipped unbuilt.
 #[derive(Deserialize)]
-struct Typed {
+struct Typed<'a> {
     kind: Option<String>,
     #[serde(default)]
     metadata: Metadata,
     spec: Option<ApplicationGroupSpec>,
+    #[serde(borrow)]
+    status: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -88,34 +76,62 @@ struct Metadata {
     generate_name: Option<String>,
 }
 
-fn read_text(text: &[u8]) -> Result<GroupObject<'_>, NotJson> {
-    let source = Source::Json(text);
-    match serde_json::from_slice::<Typed>(text) {
-        Ok(typed) => Ok(GroupObject {
-            kind: typed.kind,
-            name: typed.metadata.name.unwrap_or_default(),
-            generate_name: typed.metadata.generate_name,
-            spec: typed.spec.ok_or_else(parse::no_spec),
-            bytes: text.len(),
-            source,
-        }),
+fn read_text(text: &[u8]) -> Result<GroupObject, NotJson> {
+    // One pass: the typed spec, and the spec's fields the types do not know.
+    let mut findings = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let typed = serde_ignored::deserialize(&mut de, |path| {
+        findings.extend(schema::unknown_in_spec(&path));
+    })
+    .and_then(|typed: Typed<'_>| de.end().map(|()| typed));
+    let Ok(typed) = typed else {
         // Something does not fit the types: the value path says what and where.
-        Err(_) => {
-            let value: Value = serde_json::from_slice(text)?;
-            Ok(read_value(&value, text.len(), source))
-        }
+        let value: Value = serde_json::from_slice(text)?;
+        return Ok(read_value(&value, text.len()));
+    };
+    let mut report = |path, message| findings.push((path, message));
+    if let Some(spec) = &typed.spec {
+        schema::below_minimum(spec, &mut report);
     }
+    if let Some(status) = typed.status {
+        // The text was just read as JSON, so the walk cannot fail.
+        let _ = schema::walk(
+            "status",
+            &mut serde_json::Deserializer::from_str(status.get()),
+            &mut report,
+        );
+    }
+    Ok(GroupObject {
+        kind: typed.kind,
+        name: typed.metadata.name.unwrap_or_default(),
+        generate_name: typed.metadata.generate_name,
+        spec: typed.spec.ok_or_else(parse::no_spec),
+        bytes: text.len(),
+        schema_findings: findings,
+    })
 }
 
-fn read_value<'a>(value: &Value, bytes: usize, source: Source<'a>) -> GroupObject<'a> {
+fn read_value(value: &Value, bytes: usize) -> GroupObject {
     let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
+    let spec = parse::read_spec(value);
+    let mut findings = Vec::new();
+    let mut report = |path, message| findings.push((path, message));
+    if let Some(v) = value.get("spec") {
+        let _ = schema::walk("spec", v, &mut report);
+    }
+    if let Ok(spec) = &spec {
+        schema::below_minimum(spec, &mut report);
+    }
+    if let Some(v) = value.get("status") {
+        let _ = schema::walk("status", v, &mut report);
+    }
     GroupObject {
         kind: text("/kind").map(str::to_string),
         name: text("/metadata/name").unwrap_or_default().to_string(),
         generate_name: text("/metadata/generateName").map(str::to_string),
-        spec: parse::read_spec(value),
+        spec,
         bytes,
-        source,
+        schema_findings: findings,
     }
 }
 
@@ -148,7 +164,7 @@ mod tests {
                "status": {"phase": "Running"}})
     }
 
-    fn read_both(object: &Value) -> (GroupObject<'_>, String) {
+    fn read_both(object: &Value) -> (GroupObject, String) {
         let text = serde_json::to_string(object).unwrap_or_default();
         let by_value = Source::Value(object).read().expect("a value is JSON");
         (by_value, text)
@@ -160,6 +176,12 @@ mod tests {
             group(),
             json!({"kind": 5, "metadata": {"generateName": "g-"}, "spec": {"applications": [{"name": 1}]}}),
             json!({"kind": "ApplicationGroup"}),
+            // What the schema refuses, in the spec and in the status.
+            json!({"kind": "ApplicationGroup", "metadata": {"name": "g", "labels": {"x": "y"}},
+                   "spec": {"applications": [{"name": "a", "dependecies": ["b"],
+                       "spec": {"chart": {"url": "u", "name": "c", "verison": "1"}, "release": {"values": {"free": 1}}}}],
+                       "workflowTemplate": {"parallelism": 0, "templates": [{"anything": true}]}},
+                   "status": {"phase": "Running", "phaze": "x"}}),
         ] {
             let (by_value, text) = read_both(&object);
             let by_text = Source::Json(text.as_bytes()).read().expect("JSON");
@@ -169,7 +191,30 @@ mod tests {
             assert_eq!(by_text.spec, by_value.spec);
             assert_eq!(by_text.bytes, text.len());
             assert_eq!(by_value.bytes, text.len());
+            assert_eq!(by_text.schema_findings, by_value.schema_findings, "{text}");
         }
+    }
+
+    #[test]
+    fn the_text_path_finds_what_the_schema_refuses() {
+        let object = json!({"kind": "ApplicationGroup", "metadata": {"name": "g"},
+            "spec": {"applications": [{"name": "a", "dependecies": [],
+                "spec": {"chart": {"url": "u", "name": "c"}}}],
+                "workflowTemplate": {"parallelism": 0}},
+            "status": {"phaze": "x"}});
+        let text = serde_json::to_vec(&object).unwrap_or_default();
+        let read = Source::Json(&text).read().expect("JSON");
+        let found: Vec<String> = (read.schema_findings.iter())
+            .map(|(p, m)| format!("{p}: {m}"))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                "spec.applications[0].dependecies: unknown field \"dependecies\" (did you mean \"dependencies\"?)",
+                "spec.workflowTemplate.parallelism: must be at least 1 (got 0)",
+                "status.phaze: unknown field \"phaze\"",
+            ]
+        );
     }
 
     #[test]

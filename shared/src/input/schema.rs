@@ -1,6 +1,12 @@
 //! The CRD's OpenAPI schema, used offline the way the API server uses it: fields the schema does
 //! not know are reported (the API server would refuse or prune them), so nothing a user wrote
 //! disappears unnoticed, and numbers below a `minimum` are refused as the API server would.
+//!
+//! Two ways in, one schema and one wording: [`walk`] goes over any serde input against the
+//! schema (a value read from a file, or the status' text), and [`unknown_in_spec`] turns a field
+//! the typed spec skipped while it was read (`serde_ignored`) into the same finding, so the
+//! webhook's one typed pass over the spec also finds its unknown fields. The typed spec is the
+//! schema's source (the CRD is generated from it), so both see the same fields.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,6 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::api::ApplicationGroupSpec;
 use crate::input::hints;
 
 /// The CRD's schema, reduced to what the walk asks of each node.
@@ -56,89 +63,114 @@ impl Node {
             minimum: schema.get("minimum").and_then(Value::as_f64),
         }
     }
+
+    /// The node at `path` below this one.
+    fn at(&self, path: &[Step<'_>]) -> Option<&Node> {
+        path.iter().try_fold(self, |node, step| match step {
+            Step::Key(k) => node.properties.as_ref()?.get(k.as_str()),
+            Step::Index(_) => node.items.as_deref(),
+        })
+    }
 }
 
-/// Calls `report(path, message)` for every field of `spec` and `status` that the schema does not
-/// define. `apiVersion`, `kind` and `metadata` are the API server's business.
+/// Every field of `spec` and `status` of `object` that the schema does not define (see
+/// [`walk`]). `apiVersion`, `kind` and `metadata` are the API server's business.
 pub fn unknown_fields(object: &Value, report: &mut dyn FnMut(String, String)) {
-    // A value is always well-formed, so the walk cannot fail.
-    let _ = walk_object(object, report);
+    for root in ["spec", "status"] {
+        if let Some(value) = object.get(root) {
+            // A value is always well-formed, so the walk cannot fail.
+            let _ = walk(root, value, report);
+        }
+    }
 }
 
-/// The same walk over any serde input, e.g. the object's JSON text: nothing is built, the parts
-/// the schema leaves free (`x-kubernetes-preserve-unknown-fields`, such as the generated
-/// templates and Helm values) are skipped as they are read. Fails only on malformed input.
-pub fn walk_object<'de, D: Deserializer<'de>>(
-    object: D,
+/// Walks `value`, the object's field `root` (`spec` or `status`), reporting every field the
+/// schema does not define. Nothing is built: the parts the schema leaves free
+/// (`x-kubernetes-preserve-unknown-fields`, such as Helm values) and plain values are skipped
+/// as they are read. Fails only on malformed input.
+pub fn walk<'de, D: Deserializer<'de>>(
+    root: &'static str,
+    value: D,
     report: &mut dyn FnMut(String, String),
 ) -> Result<(), D::Error> {
-    let Some(props) = SCHEMA.properties.as_ref() else {
-        return IgnoredAny::deserialize(object).map(drop);
+    let root_step = [Step::Key(Key::Borrowed(root))];
+    let Some(schema) = SCHEMA.at(&root_step) else {
+        return IgnoredAny::deserialize(value).map(drop);
     };
-    object.deserialize_any(Root {
-        props,
+    let mut path = Vec::from(root_step);
+    Walk {
+        schema,
+        path: &mut path,
+        hints: &mut hints::Hints::default(),
         report,
-        hints: hints::Hints::default(),
-    })
-}
-
-/// The object's top level: `spec` and `status` are walked, the rest skipped.
-struct Root<'s, 'r> {
-    props: &'s BTreeMap<String, Node>,
-    report: &'r mut dyn FnMut(String, String),
-    hints: hints::Hints,
-}
-
-impl<'de> Visitor<'de> for Root<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object")
     }
+    .deserialize(value)
+}
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let root = ["spec", "status"].into_iter().find(|r| *r == key.as_str());
-            match root.and_then(|r| self.props.get(r).map(|n| (r, n))) {
-                Some((root, schema)) => {
-                    let mut path = vec![Step::Key(Key::Borrowed(root))];
-                    map.next_value_seed(Walk {
-                        schema,
-                        path: &mut path,
-                        hints: &mut self.hints,
-                        report: &mut *self.report,
-                    })?;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+/// The finding for a field the typed spec skipped at `path` (from the object's root), or `None`
+/// when the field is outside the spec.
+pub fn unknown_in_spec(path: &serde_ignored::Path<'_>) -> Option<(String, String)> {
+    let mut steps = Vec::new();
+    steps_of(path, &mut steps);
+    if !matches!(steps.first(), Some(Step::Key(k)) if k.as_str() == "spec") {
+        return None;
+    }
+    let (Some(Step::Key(key)), Some(parent)) = (steps.last(), SCHEMA.at(&steps[..steps.len() - 1]))
+    else {
+        return None;
+    };
+    let props = parent.properties.as_ref()?;
+    let message = unknown_message(key.as_str(), props, &mut hints::Hints::default());
+    Some((render(&steps), message))
+}
+
+/// Reports the spec's numbers below the schema's `minimum` for them.
+pub fn below_minimum(spec: &ApplicationGroupSpec, report: &mut dyn FnMut(String, String)) {
+    let wt = spec.workflow_template.as_ref();
+    let numbers = [
+        ("parallelism", wt.and_then(|w| w.parallelism)),
+        (
+            "activeDeadlineSeconds",
+            wt.and_then(|w| w.active_deadline_seconds),
+        ),
+    ];
+    for (field, value) in numbers {
+        let path = ["spec", "workflowTemplate", field].map(|k| Step::Key(Key::Borrowed(k)));
+        if let (Some(value), Some(min)) = (value, SCHEMA.at(&path).and_then(|n| n.minimum))
+            && (value as f64) < min
+        {
+            report(
+                render(&path),
+                format!("must be at least {min} (got {value})"),
+            );
         }
-        Ok(())
     }
+}
 
-    // Anything but an object has no spec to walk.
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
+fn steps_of(path: &serde_ignored::Path<'_>, out: &mut Vec<Step<'static>>) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            steps_of(parent, out);
+            out.push(Step::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            steps_of(parent, out);
+            out.push(Step::Key(Key::Owned(key.clone())));
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => steps_of(parent, out),
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        IgnoredAny.visit_seq(seq).map(drop)
-    }
+}
+
+fn unknown_message(key: &str, props: &BTreeMap<String, Node>, hints: &mut hints::Hints) -> String {
+    let hint = hints
+        .closest(key, props.keys().map(String::as_str))
+        .map(|c| format!(" (did you mean {c:?}?)"))
+        .unwrap_or_default();
+    format!("unknown field {key:?}{hint}")
 }
 
 /// A key as read: borrowed from the input when it can be, so the path costs nothing until a
@@ -197,24 +229,13 @@ impl<'de> DeserializeSeed<'de> for Walk<'_, '_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.schema.free {
+        // Only objects with known fields and lists are looked into; everything else is skipped
+        // as fast as the input can be read.
+        let node = self.schema;
+        if node.free || (node.properties.is_none() && node.items.is_none()) {
             return IgnoredAny::deserialize(d).map(drop);
         }
         d.deserialize_any(self)
-    }
-}
-
-impl Walk<'_, '_, '_> {
-    /// The CRD's `minimum` bounds (parallelism, deadlines), as the API server applies them.
-    fn number(self, value: f64, shown: &dyn fmt::Display) {
-        if let Some(min) = self.schema.minimum
-            && value < min
-        {
-            (self.report)(
-                render(self.path),
-                format!("must be at least {min} (got {shown})"),
-            );
-        }
     }
 }
 
@@ -231,14 +252,9 @@ impl<'de> Visitor<'de> for Walk<'_, '_, 'de> {
         };
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let known = props.get(key.as_str());
-            let unknown = known.is_none().then(|| {
-                let hint = self
-                    .hints
-                    .closest(key.as_str(), props.keys().map(String::as_str))
-                    .map(|c| format!(" (did you mean {c:?}?)"))
-                    .unwrap_or_default();
-                format!("unknown field {:?}{hint}", key.as_str())
-            });
+            let unknown = known
+                .is_none()
+                .then(|| unknown_message(key.as_str(), props, self.hints));
             self.path.push(Step::Key(key));
             match (known, unknown) {
                 (Some(schema), _) => map.next_value_seed(Walk {
@@ -278,22 +294,20 @@ impl<'de> Visitor<'de> for Walk<'_, '_, 'de> {
         }
     }
 
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.number(v as f64, &v);
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.number(v as f64, &v);
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.number(v, &v);
-        Ok(())
-    }
-
+    // A value of another type than the schema says is the typed spec's to report.
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
         Ok(())
     }
 
@@ -329,6 +343,45 @@ fn render(path: &[Step<'_>]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every number the schema bounds, by path.
+    fn bounded(node: &Node, path: String, out: &mut Vec<String>) {
+        if node.minimum.is_some() {
+            out.push(path.clone());
+        }
+        for (k, child) in node.properties.iter().flatten() {
+            bounded(child, format!("{path}.{k}"), out);
+        }
+        if let Some(items) = &node.items {
+            bounded(items, format!("{path}[]"), out);
+        }
+    }
+
+    #[test]
+    fn every_minimum_of_the_schema_is_checked_on_the_typed_spec() {
+        let mut paths = Vec::new();
+        bounded(&SCHEMA, String::new(), &mut paths);
+        assert_eq!(
+            paths,
+            vec![
+                ".spec.workflowTemplate.activeDeadlineSeconds",
+                ".spec.workflowTemplate.parallelism"
+            ],
+            "a new bounded number needs its line in below_minimum"
+        );
+        let spec: ApplicationGroupSpec = serde_json::from_value(json!({"applications": [],
+            "workflowTemplate": {"parallelism": 0, "activeDeadlineSeconds": -5}}))
+        .unwrap_or_default();
+        let mut found = Vec::new();
+        below_minimum(&spec, &mut |p, m| found.push(format!("{p}: {m}")));
+        assert_eq!(
+            found,
+            vec![
+                "spec.workflowTemplate.parallelism: must be at least 1 (got 0)",
+                "spec.workflowTemplate.activeDeadlineSeconds: must be at least 1 (got -5)",
+            ]
+        );
+    }
 
     #[test]
     fn typos_are_caught_with_a_hint() {

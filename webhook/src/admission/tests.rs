@@ -33,11 +33,11 @@ fn bytes(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("serializable")
 }
 
-fn no_rules_broken(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> Report {
+fn no_rules_broken(_: &GroupObject, _: Option<&GroupObject>) -> Report {
     Report::default()
 }
 
-fn two_errors_one_warning(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> Report {
+fn two_errors_one_warning(_: &GroupObject, _: Option<&GroupObject>) -> Report {
     Report {
         errors: vec![
             Violation {
@@ -56,7 +56,7 @@ fn two_errors_one_warning(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> R
     }
 }
 
-fn many_long_errors(_: &GroupObject<'_>, _: Option<&GroupObject<'_>>) -> Report {
+fn many_long_errors(_: &GroupObject, _: Option<&GroupObject>) -> Report {
     Report {
         errors: (0..150)
             .map(|i| Violation {
@@ -82,7 +82,7 @@ fn label_patch(_: &[u8]) -> Result<Patch, DefaultsError> {
     Ok(patch)
 }
 
-type Validate = fn(&GroupObject<'_>, Option<&GroupObject<'_>>) -> Report;
+type Validate = fn(&GroupObject, Option<&GroupObject>) -> Report;
 
 fn fake(enforcement: Enforcement, validate: Validate) -> Admission {
     Admission {
