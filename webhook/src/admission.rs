@@ -182,8 +182,13 @@ impl Admission {
     /// the rules do not).
     pub fn review(&self, endpoint: Endpoint, body: &[u8]) -> Answer {
         // Parsed JSON takes several times the bytes of its text, the more the smaller its values:
-        // count them first, so no body within the size cap can exhaust memory.
-        let values = json_values(body);
+        // count them first, so no body within the size cap can exhaust memory. Every value takes
+        // at least a byte, so a shorter body cannot hold too many.
+        let values = if body.len() >= MAX_JSON_VALUES {
+            json_values(body)
+        } else {
+            0
+        };
         if values > MAX_JSON_VALUES {
             let reason = format!(
                 "the AdmissionReview holds about {values} JSON values; this webhook reads at most {MAX_JSON_VALUES} (an ApplicationGroup within the limits has far fewer)"
@@ -215,9 +220,7 @@ impl Admission {
                 };
             }
         };
-        let mut request = envelope
-            .request
-            .and_then(|r| serde_json::from_str::<BTreeMap<String, &RawValue>>(r.get()).ok());
+        let mut request = envelope.request.and_then(|r| r.0);
         let uid = match request
             .as_ref()
             .and_then(|r| text_of(r.get("uid").copied()))
@@ -411,8 +414,12 @@ impl Admission {
             }
             Ok(patch) => {
                 let ops = patch.len();
+                // Each form of the patch is dropped once the next is written: at 1,000
+                // applications each is most of a megabyte.
+                let json = patch.to_json();
+                drop(patch);
                 respond(
-                    with_patch(res, patch.to_json()),
+                    with_patch(res, json),
                     Verdict::Patched,
                     format!("{name}: {ops} patch operations"),
                 )
@@ -515,7 +522,7 @@ fn object_name(object: &GroupObject) -> String {
     format!("{KIND} {:?}", name_only(object))
 }
 
-fn name_only<'a>(object: &'a GroupObject) -> &'a str {
+fn name_only(object: &GroupObject) -> &str {
     match (object.name.as_str(), object.generate_name.as_deref()) {
         ("", Some(prefix)) => prefix,
         (name, _) => name,
@@ -547,7 +554,58 @@ struct Envelope<'a> {
     #[serde(borrow)]
     kind: Option<&'a RawValue>,
     #[serde(borrow)]
-    request: Option<&'a RawValue>,
+    request: Option<Fields<'a>>,
+}
+
+/// The fields of an object, each kept as text; `None` when the value is not an object.
+struct Fields<'a>(Option<BTreeMap<String, &'a RawValue>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields<'de>, A::Error> {
+                let mut fields = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    fields.insert(k, v);
+                }
+                Ok(Fields(Some(fields)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Fields<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Fields(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Fields<'de>, E> {
+                Ok(Fields(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Fields<'de>, E> {
+                Ok(Fields(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Fields<'de>, E> {
+                Ok(Fields(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Fields<'de>, E> {
+                Ok(Fields(None))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Fields<'de>, E> {
+                Ok(Fields(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Fields<'de>, E> {
+                Ok(Fields(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn show(v: Option<&str>) -> String {
@@ -649,7 +707,9 @@ fn encode(mut res: AdmissionResponse) -> Vec<u8> {
     };
     // Plain strings, numbers and maps with string keys: serializing cannot fail. Fall back to a
     // minimal deny with the uid rather than panicking if it ever does.
-    serde_json::to_vec(&wire).unwrap_or_else(|e| {
+    // Sized for the patch, which is most of a large answer, so it is copied once.
+    let mut out = Vec::with_capacity(wire.response.patch.as_ref().map_or(0, String::len) + 1024);
+    serde_json::to_writer(&mut out, &wire).map(|()| out).unwrap_or_else(|e| {
         let fallback = serde_json::json!({
             "apiVersion": REVIEW_API_VERSION,
             "kind": "AdmissionReview",
