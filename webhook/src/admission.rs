@@ -2,8 +2,10 @@
 //!
 //! No I/O, no clocks: the server hands us the request body and writes back what we return, so every
 //! verdict can be tested on JSON fixtures. The rules themselves live in the `orkestra` crate
-//! ([`orkestra::admission::validate::validate_object`], [`orkestra::admission::defaults::mutation_patch`]) and are the
-//! same ones `kubectl orkestra validate` runs.
+//! ([`orkestra::admission::validate::validate_read`], [`orkestra::admission::defaults::mutation_patch_json`]) and are the
+//! same ones `kubectl orkestra validate` runs. They get each object as the JSON text it arrived in
+//! (read once into the typed spec by [`orkestra::input::object`]); no `serde_json::Value` of an
+//! object is built here.
 //!
 //! Contract with the apiserver (kubernetes.io "Dynamic Admission Control"):
 //! - the answer echoes `request.uid`, always; when the body parses as JSON but the review inside
