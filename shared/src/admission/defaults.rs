@@ -17,11 +17,10 @@ use crate::api::defaults::{
     CHART_VERSION, EXECUTOR_IMAGE, PARALLELISM, RELEASE_INTERVAL, RELEASE_TIMEOUT,
     workflow_settings,
 };
-use crate::api::limits;
 use crate::api::{ApplicationGroupSpec, ApplicationSpec, Executor, Templates, WorkflowTemplate};
 use crate::emit::argo::{self, Settings};
 use crate::input::object::{NotJson, Source};
-use crate::input::parse::SpecError;
+use crate::input::parse::{self, SpecError};
 use crate::naming;
 
 /// Why an object could not be defaulted.
@@ -148,15 +147,8 @@ pub fn mutation_patch_json(object: &[u8]) -> Result<Patch, DefaultsError> {
 }
 
 fn patch_of(source: Source<'_>) -> Result<Patch, DefaultsError> {
-    let mut spec = source.read()?.spec?;
     // A group beyond the limits is refused by validation; nothing is generated for it.
-    if let Some(e) = limits::check(&spec).into_iter().next() {
-        return Err(SpecError {
-            path: e.path,
-            message: e.message,
-        }
-        .into());
-    }
+    let mut spec = parse::within_limits(source.read()?.spec?)?;
     let mut patch = Patch::default();
     fill(&mut spec, Some(&mut patch));
     Ok(patch)
@@ -178,46 +170,42 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
         }
         let i = i.to_string();
         let base = ["spec", "applications", i.as_str(), "spec"];
-        let mut record = |field: &[&str], value: &dyn Fn() -> Box<RawValue>| {
+        // Each default is recorded as an `add` of its field, once, where it is filled.
+        let mut record = |field: &[&str], value: &str| {
             if let Some(p) = patch.as_deref_mut() {
-                p.add(&[&base[..], field].concat(), &value());
+                p.add(&[&base[..], field].concat(), value);
             }
         };
         if let Some(chart) = app.spec.chart.as_mut() {
             fill_one(
                 &mut chart.version,
                 || CHART_VERSION.into(),
-                |v| {
-                    record(&["chart", "version"], &|| raw(v));
-                },
+                |v| record(&["chart", "version"], v),
             );
         }
         if let Some(release) = app.spec.release.as_mut() {
             fill_one(
                 &mut release.interval,
                 || RELEASE_INTERVAL.into(),
-                |v| {
-                    record(&["release", "interval"], &|| raw(v));
-                },
+                |v| record(&["release", "interval"], v),
             );
             fill_one(
                 &mut release.timeout,
                 || RELEASE_TIMEOUT.into(),
-                |v| {
-                    record(&["release", "timeout"], &|| raw(v));
-                },
+                |v| record(&["release", "timeout"], v),
             );
             let name = app.name.as_str();
             fill_one(
                 &mut release.target_namespace,
                 || naming::default_namespace(name),
-                |v| record(&["release", "targetNamespace"], &|| raw(v)),
+                |v| record(&["release", "targetNamespace"], v),
             );
         }
         if app.spec.workflow.is_empty() {
             app.spec.workflow = vec![Executor::default_helmrelease()];
-            let workflow = &app.spec.workflow;
-            record(&["workflow"], &|| raw(workflow));
+            if let Some(p) = patch.as_deref_mut() {
+                p.add(&[&base[..], &["workflow"]].concat(), &app.spec.workflow);
+            }
         }
     }
     if let Some(p) = patch {
@@ -225,11 +213,6 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
     }
     wt.templates = Some(templates);
     spec.workflow_template = Some(wt);
-}
-
-/// `value` as JSON text.
-fn raw(value: &(impl Serialize + ?Sized)) -> Box<RawValue> {
-    to_raw_value(value).unwrap_or_default()
 }
 
 /// The templates that release `spec`, as JSON text.

@@ -19,7 +19,11 @@ pub struct SpecError {
 /// Reads `spec` of an ApplicationGroup object into the typed API; a spec beyond the [`limits`]
 /// is refused.
 pub fn parse_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
-    let spec = read_spec(object)?;
+    within_limits(read_spec(object)?)
+}
+
+/// `spec`, or the first of the [`limits`] it exceeds.
+pub fn within_limits(spec: ApplicationGroupSpec) -> Result<ApplicationGroupSpec, SpecError> {
     match limits::check(&spec).into_iter().next() {
         Some(e) => Err(SpecError {
             path: e.path,
