@@ -10,7 +10,8 @@
 //!   requesting an immediate reconcile (`reconcile.fluxcd.io/requestedAt`), then read the
 //!   HelmRelease every `--interval` until it is judged released for the applied generation and
 //!   chart version, failed for good, or the `--timeout` (the whole step's) is up.
-//! - `delete`: delete the HelmRelease and wait until it is gone; on timeout, say what is left.
+//! - `delete`: delete the HelmRelease and wait until it is gone, then its HelmRepository unless
+//!   another HelmRelease uses it, waited for the same way; on timeout, say what is left.
 //!
 //! One JSON line per state change on stderr. Exit codes (`crate::exit`): 0 released (or deleted),
 //! 1 release failed, 2 usage or API error, 3 timeout. No API discovery: the resources are fixed.
@@ -578,14 +579,40 @@ async fn repository_handled(
 // ---------------------------------------------------------------------------------------------
 // delete
 
-/// Deletes the HelmRelease, then its HelmRepository unless another HelmRelease still uses it.
+/// Deletes the HelmRelease, then its HelmRepository unless another HelmRelease still uses it,
+/// each waited for until it is gone (Flux's finalizers hold both a moment).
 async fn delete(
     client: &Client,
     manifest: &StepManifest,
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
-    delete_release(client, manifest, settings, log).await?;
+    let releases = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &manifest.namespace,
+        &HELM_RELEASE.api_resource(),
+    );
+    let release = Removal {
+        api: releases,
+        kind: "HelmRelease",
+        name: &manifest.name,
+        object: &log.object,
+    };
+    match release.remove(settings, log).await? {
+        Removed::Absent => step_event!(
+            log,
+            info,
+            "deleted",
+            message = "the HelmRelease does not exist"
+        ),
+        Removed::Gone => step_event!(log, info, "deleted"),
+        Removed::Replaced => step_event!(
+            log,
+            info,
+            "deleted",
+            message = "a new HelmRelease took its name"
+        ),
+    }
     if let Some(repo) = &manifest.repository {
         delete_repository_if_unused(client, repo, settings, log).await?;
     }
@@ -626,97 +653,110 @@ async fn delete_repository_if_unused(
         );
         return Ok(());
     }
-    let api = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        &namespace,
-        &HELM_REPOSITORY.api_resource(),
-    );
-    let deleting = format!("deleting HelmRepository {object}");
-    match settings
-        .call(&deleting, api.delete(&name, &DeleteParams::default()))
-        .await?
-    {
-        Ok(_) => step_event!(log, info, "repository-deleted", helmRepository = %object),
-        Err(kube::Error::Api(s)) if s.is_not_found() => {}
-        Err(e) => return Err(api_error(deleting, e)),
+    let repository = Removal {
+        api: Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &namespace,
+            &HELM_REPOSITORY.api_resource(),
+        ),
+        kind: "HelmRepository",
+        name: &name,
+        object: &object,
+    };
+    if repository.remove(settings, log).await? != Removed::Absent {
+        step_event!(log, info, "repository-deleted", helmRepository = %object);
     }
     Ok(())
 }
 
-async fn delete_release(
-    client: &Client,
-    manifest: &StepManifest,
-    settings: &Settings,
-    log: &Log,
-) -> Result<(), Stop> {
-    let api = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
-        &manifest.namespace,
-        &HELM_RELEASE.api_resource(),
-    );
-    let name = &manifest.name;
-    let what = format!("reading HelmRelease {}", log.object);
-    let Some(existing) = settings
-        .call(&what, api.get_opt(name))
-        .await?
-        .map_err(|e| api_error(what.clone(), e))?
-    else {
-        step_event!(
-            log,
-            info,
-            "deleted",
-            message = "the HelmRelease does not exist"
-        );
-        return Ok(());
-    };
-    let uid = existing.uid();
-    let deleting = format!("deleting HelmRelease {}", log.object);
-    match settings
-        .call(&deleting, api.delete(name, &DeleteParams::default()))
-        .await?
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.is_not_found() => {}
-        Err(e) => return Err(api_error(deleting, e)),
-    }
-    let mut last: Option<String> = None;
-    loop {
-        match settings.call(&what, api.get_opt(name)).await {
-            // Gone, or replaced by a new object under the same name: ours is gone.
-            Ok(Ok(None)) => {
-                step_event!(log, info, "deleted");
-                return Ok(());
-            }
-            Ok(Ok(Some(obj))) if obj.uid() != uid => {
-                step_event!(
-                    log,
-                    info,
-                    "deleted",
-                    message = "a new HelmRelease took its name"
-                );
-                return Ok(());
-            }
-            Ok(Ok(Some(obj))) => {
-                let left = rules::leftover(&serde_json::to_value(&obj).unwrap_or_default());
-                if last.as_ref() != Some(&left) {
-                    step_event!(log, info, "deleting", message = left.as_str());
-                    last = Some(left);
+/// One object the delete removes: its API, kind and name.
+struct Removal<'a> {
+    api: Api<DynamicObject>,
+    kind: &'static str,
+    name: &'a str,
+    /// `namespace/name`, as the lines and messages name it.
+    object: &'a str,
+}
+
+/// How a [`Removal`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Removed {
+    /// There was nothing to delete.
+    Absent,
+    Gone,
+    /// Gone, and a new object (another UID) already has its name.
+    Replaced,
+}
+
+impl Removal<'_> {
+    /// Deletes the object and reads it every interval until it is gone, saying what holds it
+    /// whenever that changes; at the deadline, a timeout naming what is left.
+    async fn remove(&self, settings: &Settings, log: &Log) -> Result<Removed, Stop> {
+        let what = format!("reading {} {}", self.kind, self.object);
+        let Some(existing) = settings
+            .call(&what, self.api.get_opt(self.name))
+            .await?
+            .map_err(|e| api_error(what.clone(), e))?
+        else {
+            return Ok(Removed::Absent);
+        };
+        let uid = existing.uid();
+        let deleting = format!("deleting {} {}", self.kind, self.object);
+        match settings
+            .call(
+                &deleting,
+                self.api.delete(self.name, &DeleteParams::default()),
+            )
+            .await?
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(api_error(deleting, e)),
+        }
+        let mut last: Option<String> = None;
+        loop {
+            match settings.call(&what, self.api.get_opt(self.name)).await {
+                Ok(Ok(None)) => return Ok(Removed::Gone),
+                Ok(Ok(Some(obj))) if obj.uid() != uid => return Ok(Removed::Replaced),
+                Ok(Ok(Some(obj))) => {
+                    let left = rules::leftover(&serde_json::to_value(&obj).unwrap_or_default());
+                    if last.as_ref() != Some(&left) {
+                        self.progress(log, &left);
+                        last = Some(left);
+                    }
                 }
+                Ok(Err(e)) if transient(&e) => {
+                    step_event!(log, warn, "api-retry", message = %format!("{what}: {e}"));
+                }
+                Ok(Err(e)) => return Err(api_error(what, e)),
+                Err(_) => {}
             }
-            Ok(Err(e)) if transient(&e) => {
-                step_event!(log, warn, "api-retry", message = %format!("{what}: {e}"));
+            if settings.remaining().is_zero() {
+                return Err(Stop::TimedOut(rules::delete_timed_out_message(
+                    self.kind,
+                    self.object,
+                    settings.timeout,
+                    last.as_deref(),
+                )));
             }
-            Ok(Err(e)) => return Err(api_error(what, e)),
-            Err(_) => {}
+            settings.pause().await;
         }
-        if settings.remaining().is_zero() {
-            return Err(Stop::TimedOut(rules::delete_timed_out_message(
-                &log.object,
-                settings.timeout,
-                last.as_deref(),
-            )));
+    }
+
+    /// A `deleting` line for the HelmRelease (the run's own object), `repository-deleting` for
+    /// its HelmRepository.
+    fn progress(&self, log: &Log, left: &str) {
+        if self.kind == "HelmRelease" {
+            step_event!(log, info, "deleting", message = left);
+        } else {
+            step_event!(
+                log,
+                info,
+                "repository-deleting",
+                helmRepository = self.object,
+                message = left
+            );
         }
-        settings.pause().await;
     }
 }
 

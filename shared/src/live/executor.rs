@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-use super::helm_release::{self, Judgement, Phase, Target};
+use super::helm_release::{self, Judgement, Phase};
 use crate::api::resources::{HELM_RELEASE, HELM_REPOSITORY};
 use crate::duration::human;
 
@@ -228,10 +228,11 @@ pub fn repository_users(repository: &Value, releases: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// What keeps a deleted HelmRelease around: its finalizers and Flux's last word.
-pub fn leftover(release: &Value) -> String {
-    let mut out = if release.pointer("/metadata/deletionTimestamp").is_some() {
-        let finalizers: Vec<&str> = release
+/// What keeps a deleted Flux object (a HelmRelease or a HelmRepository) around: its finalizers
+/// and Flux's last word (its conditions).
+pub fn leftover(object: &Value) -> String {
+    let mut out = if object.pointer("/metadata/deletionTimestamp").is_some() {
+        let finalizers: Vec<&str> = object
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .map(|f| f.iter().filter_map(Value::as_str).collect())
@@ -240,16 +241,10 @@ pub fn leftover(release: &Value) -> String {
     } else {
         "not marked for deletion yet".to_owned()
     };
-    let judgement = helm_release::judge(
-        &Target {
-            generation: 0,
-            chart_version: None,
-        },
-        Some(release),
-    );
-    if !judgement.conditions.is_empty() {
+    let conditions = helm_release::read_conditions(object.get("status").unwrap_or(&Value::Null));
+    if !conditions.is_empty() {
         out.push_str("; conditions: ");
-        out.push_str(&judgement.conditions_line());
+        out.push_str(&helm_release::conditions_line(&conditions));
     }
     out
 }
@@ -278,10 +273,15 @@ pub fn timed_out_message(timeout: Duration, last: Option<&Judgement>) -> String 
     }
 }
 
-/// The message of a delete that ran out of time: what is left of the HelmRelease `object`.
-pub fn delete_timed_out_message(object: &str, timeout: Duration, left: Option<&str>) -> String {
+/// The message of a delete that ran out of time: what is left of `object`, of `kind`.
+pub fn delete_timed_out_message(
+    kind: &str,
+    object: &str,
+    timeout: Duration,
+    left: Option<&str>,
+) -> String {
     format!(
-        "HelmRelease {object} is still there after {}: {}",
+        "{kind} {object} is still there after {}: {}",
         human(timeout),
         left.unwrap_or("its state could not be read")
     )
@@ -329,6 +329,7 @@ fn text_at(value: &Value, pointer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::helm_release::Target;
 
     fn refused(text: &str) -> String {
         match StepManifest::parse(text, "d") {
@@ -550,8 +551,17 @@ mod tests {
             failed_message(&j).starts_with(&format!("{} [conditions: Ready=Unknown", j.message))
         );
         assert_eq!(
-            delete_timed_out_message("apps/web", timeout, None),
+            delete_timed_out_message("HelmRelease", "apps/web", timeout, None),
             "HelmRelease apps/web is still there after 1m30s: its state could not be read"
+        );
+        assert_eq!(
+            delete_timed_out_message(
+                "HelmRepository",
+                "apps/127-0-0-1-8080",
+                timeout,
+                Some("terminating, finalizers: finalizers.fluxcd.io")
+            ),
+            "HelmRepository apps/127-0-0-1-8080 is still there after 1m30s: terminating, finalizers: finalizers.fluxcd.io"
         );
         assert_eq!(
             namespace_still_terminating("web", &[]),

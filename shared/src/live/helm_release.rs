@@ -157,14 +157,7 @@ impl Judgement {
 
     /// The conditions in one line: `Ready=False (InstallFailed): ...; Stalled=True (...)`.
     pub fn conditions_line(&self) -> String {
-        if self.conditions.is_empty() {
-            return "no conditions".into();
-        }
-        self.conditions
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
+        conditions_line(&self.conditions)
     }
 }
 
@@ -364,7 +357,20 @@ fn retries_exhausted(hr: &Value, reason: &str) -> Option<(&'static str, i64, i64
     (retries >= 0 && failures > retries).then_some((action, failures, retries))
 }
 
-fn read_conditions(status: &Value) -> Vec<Condition> {
+/// Conditions in one line: `Ready=False (InstallFailed): ...; Stalled=True (...)`.
+pub fn conditions_line(conditions: &[Condition]) -> String {
+    if conditions.is_empty() {
+        return "no conditions".into();
+    }
+    conditions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The conditions of a Flux object's `status`, in their order.
+pub fn read_conditions(status: &Value) -> Vec<Condition> {
     let text = |c: &Value, key: &str| {
         c.get(key)
             .and_then(Value::as_str)

@@ -747,7 +747,7 @@ async fn delete_waits_until_the_helmrelease_is_gone() -> Result<()> {
     done.expect_code(0)?;
     done.event("deleted")?;
     ensure!(api.get_opt("web").await?.is_none());
-    // The HelmRepository may serve other releases: delete leaves it alone. Deleting again is a no-op.
+    // Deleting again is a no-op.
     let again = start(
         cluster,
         &[
@@ -766,6 +766,59 @@ async fn delete_waits_until_the_helmrelease_is_gone() -> Result<()> {
         again.event("deleted")?["message"],
         "the HelmRelease does not exist"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_waits_until_the_unused_helmrepository_is_gone() -> Result<()> {
+    let cluster = cluster_or_skip!();
+    let mut scope = cluster.scope("exec-delete-repo");
+    let client = cluster.client().await?;
+    let ns = scope.namespace(&client, "apps").await?;
+    let m = manifest(&scope, &ns, "web", "1.0.0", json!({}));
+    // Like one source-controller manages, the HelmRepository carries Flux's finalizer.
+    let mut repo = m["items"][0].clone();
+    repo["metadata"]["finalizers"] = json!(["finalizers.fluxcd.io"]);
+    let repos: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &helmrepository_resource());
+    repos
+        .create(&PostParams::default(), &serde_json::from_value(repo)?)
+        .await
+        .context("creating the HelmRepository")?;
+    let text = m.to_string();
+    let mut run = start(
+        cluster,
+        &[
+            "--action",
+            "delete",
+            "--manifest",
+            &text,
+            "--interval",
+            INTERVAL,
+        ],
+    )?;
+    let line = run.wait_for("repository-deleting", |_| true).await?;
+    ensure!(
+        line["helmRepository"] == format!("{ns}/podinfo").as_str()
+            && line["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("terminating, finalizers: finalizers.fluxcd.io")),
+        "{line}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run.still_running()?;
+    // source-controller let go of it.
+    repos
+        .patch(
+            "podinfo",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "metadata": { "finalizers": null } })),
+        )
+        .await?;
+    let done = run.finish().await?;
+    done.expect_code(0)?;
+    done.event("repository-deleted")?;
+    ensure!(repos.get_opt("podinfo").await?.is_none());
     Ok(())
 }
 

@@ -230,9 +230,10 @@ async fn an_upgrade_succeeds_and_delete_removes_the_release_and_its_repository()
     );
     let repo = orkestra::naming::repository_name(cluster.chart_repo());
     ensure!(exists(cluster, &helmrepository_resource(), &ns, &repo).await?);
-    run(cluster, "delete", &second, "3m", limit)
-        .await?
-        .expect_code(0)?;
+    // source-controller's finalizer holds the HelmRepository a moment: the step waits it out.
+    let deleted = run(cluster, "delete", &second, "3m", limit).await?;
+    deleted.expect_code(0)?;
+    deleted.last("repository-deleted")?;
     ensure!(
         !exists(cluster, &helmrelease_resource(), &ns, "web").await?,
         "the HelmRelease is still there"
