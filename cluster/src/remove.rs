@@ -2,7 +2,7 @@
 //! Workflow did: the controller holds the group with a finalizer until this is done.
 
 use orkestra::labels;
-use orkestra::live::executor::name_and_namespace;
+use orkestra::live::executor::{name_and_namespace, repository_users};
 use orkestra::live::workflow as live;
 use orkestra::naming;
 use serde_json::Value;
@@ -23,8 +23,9 @@ pub enum Removal {
     Done,
     /// The reverse Workflow runs (`started` when this call created it).
     Removing { workflow: String, started: bool },
-    /// Flux is still uninstalling these HelmReleases (`namespace/name`).
-    Waiting { helm_releases: Vec<String> },
+    /// Flux is still removing these (`Kind namespace/name`): HelmReleases it uninstalls, and
+    /// HelmRepositories source-controller's finalizer still holds.
+    Waiting { objects: Vec<String> },
     /// The reverse Workflow failed: the removal is stuck until someone acts.
     Failed { workflow: String, message: String },
 }
@@ -49,10 +50,7 @@ pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
         }
     }
     match obs.workflow(&reverse_name) {
-        None if obs.helm_releases.is_empty() => {
-            sweep_repositories(cluster, obs).await?;
-            Ok(Removal::Done)
-        }
+        None if obs.helm_releases.is_empty() => swept(sweep_repositories(cluster, obs).await?),
         None => {
             // Remove what was released last (else what the group describes now).
             let spec = obs.latest().map_or(&group.spec, |r| &r.spec);
@@ -75,14 +73,20 @@ pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
                             .await?;
                     }
                     return Ok(Removal::Waiting {
-                        helm_releases: obs.helm_releases.iter().map(id).collect(),
+                        objects: obs
+                            .helm_releases
+                            .iter()
+                            .map(|hr| format!("HelmRelease {}", id(hr)))
+                            .collect(),
                     });
                 }
-                sweep_repositories(cluster, obs).await?;
-                cluster
-                    .delete_if_exists(WORKFLOW, Some(ns), &reverse_name)
-                    .await?;
-                Ok(Removal::Done)
+                let removal = swept(sweep_repositories(cluster, obs).await?)?;
+                if removal == Removal::Done {
+                    cluster
+                        .delete_if_exists(WORKFLOW, Some(ns), &reverse_name)
+                        .await?;
+                }
+                Ok(removal)
             }
             "Failed" | "Error" => {
                 let nodes = live::nodes(wf);
@@ -109,22 +113,41 @@ pub async fn remove(cluster: &Cluster, obs: &Observation) -> Result<Removal> {
     }
 }
 
-/// Deletes the group's HelmRepositories that no HelmRelease in their namespace still uses.
-async fn sweep_repositories(cluster: &Cluster, obs: &Observation) -> Result<()> {
+/// Done once no HelmRepository of the group is left, else waiting for those.
+fn swept(left: Vec<String>) -> Result<Removal> {
+    Ok(if left.is_empty() {
+        Removal::Done
+    } else {
+        Removal::Waiting { objects: left }
+    })
+}
+
+/// Deletes the group's HelmRepositories that no HelmRelease in their namespace still uses (the
+/// executor's rule), and names those still there afterwards (`HelmRepository namespace/name`):
+/// source-controller's finalizer holds one a moment after its delete.
+async fn sweep_repositories(cluster: &Cluster, obs: &Observation) -> Result<Vec<String>> {
     let selector = labels::owner_selector(&obs.group.name);
+    let mut left = Vec::new();
     for repo in cluster.list(HELM_REPOSITORY, None, &selector).await? {
         let (name, repo_ns) = name_and_namespace(&repo);
-        let users = cluster.list(HELM_RELEASE, Some(&repo_ns), "").await?;
-        let used = users.iter().any(|hr| {
-            hr.pointer("/spec/chart/spec/sourceRef/name")
-                .and_then(Value::as_str)
-                == Some(name.as_str())
-        });
-        if !used {
+        if repo.pointer("/metadata/deletionTimestamp").is_none() {
+            let releases = cluster.list(HELM_RELEASE, Some(&repo_ns), "").await?;
+            if !repository_users(&repo, &releases).is_empty() {
+                continue;
+            }
             cluster
                 .delete_if_exists(HELM_REPOSITORY, Some(&repo_ns), &name)
                 .await?;
+            let gone = match cluster.get(HELM_REPOSITORY, Some(&repo_ns), &name).await {
+                Ok(_) => false,
+                Err(e) if e.is_not_found() => true,
+                Err(e) => return Err(e),
+            };
+            if gone {
+                continue;
+            }
         }
+        left.push(format!("HelmRepository {}", id(&repo)));
     }
-    Ok(())
+    Ok(left)
 }

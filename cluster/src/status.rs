@@ -74,10 +74,10 @@ pub fn ready(obs: &Observation, extra: &Extra<'_>) -> Vec<Condition> {
                     obs.namespace
                 ),
             ),
-            Removal::Waiting { helm_releases } => (
+            Removal::Waiting { objects } => (
                 "False",
                 "Terminating",
-                format!("waiting for Flux to uninstall {}", helm_releases.join(", ")),
+                format!("waiting for Flux to remove {}", objects.join(", ")),
             ),
             Removal::Done => ("False", "Terminating", "releases removed".to_string()),
         }
@@ -393,6 +393,26 @@ mod tests {
             find(&st, "Ready")["message"]
                 .as_str()
                 .is_some_and(|m| m.contains("orkestra/g-reverse") && m.contains("db: timed out"))
+        );
+
+        let removal = Removal::Waiting {
+            objects: vec![
+                "HelmRelease apps/db".into(),
+                "HelmRepository apps/127-0-0-1-8080".into(),
+            ],
+        };
+        let st = status(
+            &obs,
+            &Extra {
+                removal: Some(&removal),
+                held: None,
+            },
+            "t1",
+        );
+        assert_eq!(find(&st, "Ready")["reason"], "Terminating");
+        assert_eq!(
+            find(&st, "Ready")["message"],
+            "waiting for Flux to remove HelmRelease apps/db, HelmRepository apps/127-0-0-1-8080"
         );
 
         // A condition keeps its lastTransitionTime while its status holds.
