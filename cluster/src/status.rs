@@ -380,14 +380,17 @@ mod tests {
             workflow: "g-reverse".into(),
             message: "db: timed out".into(),
         };
-        let st = status(
-            &obs,
-            &Extra {
-                removal: Some(&removal),
-                held: None,
-            },
-            "t1",
-        );
+        let removing = |removal: &Removal| {
+            status(
+                &obs,
+                &Extra {
+                    removal: Some(removal),
+                    held: None,
+                },
+                "t1",
+            )
+        };
+        let st = removing(&removal);
         assert_eq!(find(&st, "Ready")["reason"], "RemovalFailed");
         assert!(
             find(&st, "Ready")["message"]
@@ -401,14 +404,7 @@ mod tests {
                 "HelmRepository apps/127-0-0-1-8080".into(),
             ],
         };
-        let st = status(
-            &obs,
-            &Extra {
-                removal: Some(&removal),
-                held: None,
-            },
-            "t1",
-        );
+        let st = removing(&removal);
         assert_eq!(find(&st, "Ready")["reason"], "Terminating");
         assert_eq!(
             find(&st, "Ready")["message"],

@@ -707,6 +707,33 @@ async fn finalized_release(
     Ok(m)
 }
 
+/// Starts `--action delete` of the manifest `text`.
+fn start_delete(cluster: &TestCluster, text: &str) -> Result<Executor> {
+    start(
+        cluster,
+        &[
+            "--action",
+            "delete",
+            "--manifest",
+            text,
+            "--interval",
+            INTERVAL,
+        ],
+    )
+}
+
+/// What Flux does once it has let go of an object: drop its finalizers.
+async fn drop_finalizers(api: &Api<DynamicObject>, name: &str) -> Result<()> {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "metadata": { "finalizers": null } })),
+    )
+    .await
+    .with_context(|| format!("dropping the finalizers of {name}"))?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn delete_waits_until_the_helmrelease_is_gone() -> Result<()> {
     let cluster = cluster_or_skip!();
@@ -715,17 +742,7 @@ async fn delete_waits_until_the_helmrelease_is_gone() -> Result<()> {
     let ns = scope.namespace(&client, "apps").await?;
     let m = finalized_release(&client, &scope, &ns, "web").await?;
     let text = m.to_string();
-    let mut run = start(
-        cluster,
-        &[
-            "--action",
-            "delete",
-            "--manifest",
-            &text,
-            "--interval",
-            INTERVAL,
-        ],
-    )?;
+    let mut run = start_delete(cluster, &text)?;
     let line = run.wait_for("deleting", |_| true).await?;
     ensure!(
         line["message"]
@@ -737,30 +754,13 @@ async fn delete_waits_until_the_helmrelease_is_gone() -> Result<()> {
     run.still_running()?;
     // helm-controller uninstalled the release and drops its finalizer.
     let api = helmreleases(&client, &ns);
-    api.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({ "metadata": { "finalizers": null } })),
-    )
-    .await?;
+    drop_finalizers(&api, "web").await?;
     let done = run.finish().await?;
     done.expect_code(0)?;
     done.event("deleted")?;
     ensure!(api.get_opt("web").await?.is_none());
     // Deleting again is a no-op.
-    let again = start(
-        cluster,
-        &[
-            "--action",
-            "delete",
-            "--manifest",
-            &text,
-            "--interval",
-            INTERVAL,
-        ],
-    )?
-    .finish()
-    .await?;
+    let again = start_delete(cluster, &text)?.finish().await?;
     again.expect_code(0)?;
     assert_eq!(
         again.event("deleted")?["message"],
@@ -786,17 +786,7 @@ async fn delete_waits_until_the_unused_helmrepository_is_gone() -> Result<()> {
         .await
         .context("creating the HelmRepository")?;
     let text = m.to_string();
-    let mut run = start(
-        cluster,
-        &[
-            "--action",
-            "delete",
-            "--manifest",
-            &text,
-            "--interval",
-            INTERVAL,
-        ],
-    )?;
+    let mut run = start_delete(cluster, &text)?;
     let line = run.wait_for("repository-deleting", |_| true).await?;
     ensure!(
         line["helmRepository"] == format!("{ns}/podinfo").as_str()
@@ -808,13 +798,7 @@ async fn delete_waits_until_the_unused_helmrepository_is_gone() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     run.still_running()?;
     // source-controller let go of it.
-    repos
-        .patch(
-            "podinfo",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "metadata": { "finalizers": null } })),
-        )
-        .await?;
+    drop_finalizers(&repos, "podinfo").await?;
     let done = run.finish().await?;
     done.expect_code(0)?;
     done.event("repository-deleted")?;
@@ -864,12 +848,7 @@ async fn delete_timeout_reports_what_is_left() -> Result<()> {
         "{message}"
     );
     // Let it go.
-    api.patch(
-        "stuck",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({ "metadata": { "finalizers": null } })),
-    )
-    .await?;
+    drop_finalizers(&api, "stuck").await?;
     Ok(())
 }
 
