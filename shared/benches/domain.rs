@@ -5,6 +5,7 @@
 //! validating webhook checks the patched object (`validate`). `parse` is reading the submitted
 //! object's JSON into a `serde_json::Value`, the floor every webhook that looks at the object
 //! pays.
+//! The three are timed in turn, one of each per round, so they see the same machine load.
 //! Prints medians per size and the ratio (default + validate) / parse beside its goal (issue 12:
 //! at most 3x the parse, for 10 to the largest group admitted): compare ratios across machines,
 //! not milliseconds (both sides run in one process on the same input).
@@ -57,16 +58,24 @@ fn group(n: usize) -> Value {
 /// Issue 12's goal: validate + default at most this many times the JSON parse.
 const GOAL_RATIO: f64 = 3.0;
 
-fn median(mut f: impl FnMut(), budget: Duration) -> Duration {
-    let mut samples = Vec::new();
+/// The median time of each of `runs`, timed in turn (one of each per round), so a machine
+/// whose load changes during the run slows them alike and their ratio holds.
+fn medians<const N: usize>(mut runs: [&mut dyn FnMut(); N], budget: Duration) -> [Duration; N] {
+    let mut samples: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::new());
     let start = Instant::now();
-    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 200) {
-        let t = Instant::now();
-        f();
-        samples.push(t.elapsed());
+    let mut rounds = 0;
+    while rounds < 5 || (start.elapsed() < budget && rounds < 300) {
+        for (run, samples) in runs.iter_mut().zip(samples.iter_mut()) {
+            let t = Instant::now();
+            run();
+            samples.push(t.elapsed());
+        }
+        rounds += 1;
     }
-    samples.sort();
-    samples[samples.len() / 2]
+    samples.map(|mut s| {
+        s.sort();
+        s[s.len() / 2]
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -98,28 +107,23 @@ fn main() {
             .errors
             .first()
             .map_or("valid".to_string(), |e| e.to_string());
-        let budget = Duration::from_secs(2);
-        let parse = median(
-            || {
-                black_box(serde_json::from_slice::<Value>(black_box(&bytes)).ok());
-            },
-            budget,
-        );
-        let default = median(
-            || {
-                black_box(
-                    orkestra::admission::defaults::mutation_patch_json(black_box(&bytes))
-                        .map(|p| p.to_json())
-                        .ok(),
-                );
-            },
-            budget,
-        );
-        let check = median(
-            || {
-                black_box(validate::validate_json(black_box(&stored), None));
-            },
-            budget,
+        let [parse, default, check] = medians(
+            [
+                &mut || {
+                    black_box(serde_json::from_slice::<Value>(black_box(&bytes)).ok());
+                },
+                &mut || {
+                    black_box(
+                        orkestra::admission::defaults::mutation_patch_json(black_box(&bytes))
+                            .map(|p| p.into_json())
+                            .ok(),
+                    );
+                },
+                &mut || {
+                    black_box(validate::validate_json(black_box(&stored), None));
+                },
+            ],
+            Duration::from_secs(6),
         );
         let ratio = (default + check).as_secs_f64() / parse.as_secs_f64();
         println!(

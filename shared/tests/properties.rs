@@ -116,7 +116,7 @@ proptest! {
     fn the_patch_turns_the_input_into_the_defaulted_object(obj in group()) {
         let patch = mutation_patch(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
         // Applied as the API server applies it: from the JSON the webhook sends.
-        let sent: json_patch::Patch = serde_json::from_slice(&patch.to_json())
+        let sent: json_patch::Patch = serde_json::from_slice(&patch.clone().into_json())
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut patched = obj.clone();
         json_patch::patch(&mut patched, &sent).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -125,7 +125,7 @@ proptest! {
         // The webhook's path, from the object's text, says the same.
         let text = serde_json::to_vec(&obj).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let from_text = mutation_patch_json(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(from_text.to_json(), patch.to_json());
+        prop_assert_eq!(from_text.into_json(), patch.into_json());
         let stored = serde_json::to_vec(&patched).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(validate::validate_json(&stored, Some(&text)), validate::validate_object(&patched, Some(&obj)));
     }

@@ -418,10 +418,8 @@ impl Admission {
                 let ops = patch.len();
                 // Each form of the patch is dropped once the next is written: at 1,000
                 // applications each is most of a megabyte.
-                let json = patch.to_json();
-                drop(patch);
                 respond(
-                    with_patch(res, json),
+                    with_patch(res, patch.into_json()),
                     Verdict::Patched,
                     format!("{name}: {ops} patch operations"),
                 )

@@ -11,7 +11,6 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::{RawValue, to_raw_value};
 
 use crate::api::defaults::{
     CHART_VERSION, EXECUTOR_IMAGE, PARALLELISM, RELEASE_INTERVAL, RELEASE_TIMEOUT,
@@ -41,77 +40,176 @@ pub enum DefaultsError {
 }
 
 /// The RFC 6902 patch the mutating webhook returns: only `add`s (which also replace a `null`),
-/// each value kept as JSON text.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(transparent)]
-pub struct Patch(Vec<Add>);
+/// written as JSON text as they are recorded (each value serialized straight into it).
+#[derive(Debug, Clone)]
+pub struct Patch {
+    /// `[` and the operations so far, comma-separated; [`Patch::into_json`] closes it.
+    json: Vec<u8>,
+    /// The number of operations.
+    len: usize,
+    /// The pointer of the operation being written (kept to reuse its buffer).
+    pointer: String,
+}
 
-/// One `add` operation.
-#[derive(Debug, Clone, Serialize)]
-pub struct Add {
-    op: &'static str,
-    /// JSON pointer of the field added.
-    pub path: String,
-    /// The value, as JSON text.
-    pub value: Box<RawValue>,
+impl Default for Patch {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 impl Patch {
+    /// An empty patch with room for `bytes` of operations.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut json = Vec::with_capacity(bytes + 2);
+        json.push(b'[');
+        Self {
+            json,
+            len: 0,
+            pointer: String::new(),
+        }
+    }
+
     /// True when the object is already defaulted.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// The number of operations.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
-    /// The operations, in field order.
-    pub fn operations(&self) -> &[Add] {
-        &self.0
-    }
-
-    /// The patch as JSON text, as the webhook sends it.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Sized up front: the templates are most of it, and are copied once.
-        let size = (self.0.iter())
-            .map(|op| op.path.len() + op.value.get().len() + 32)
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(size + 2);
-        // Serializing strings and JSON text into a vector cannot fail.
-        let _ = serde_json::to_writer(&mut out, self);
-        out
+    /// The patch as JSON text, as the webhook sends it (no copy: the text is already written).
+    pub fn into_json(mut self) -> Vec<u8> {
+        self.json.push(b']');
+        self.json
     }
 
     /// Applies the patch to `object`.
     pub fn apply(&self, object: &mut Value) -> Result<(), DefaultsError> {
-        let patch: json_patch::Patch = serde_json::from_slice(&self.to_json())
-            .map_err(|e| DefaultsError::Patch(e.to_string()))?;
+        let text = std::io::Read::chain(&self.json[..], &b"]"[..]);
+        let patch: json_patch::Patch =
+            serde_json::from_reader(text).map_err(|e| DefaultsError::Patch(e.to_string()))?;
         json_patch::patch(object, &patch).map_err(|e| DefaultsError::Patch(e.to_string()))
+    }
+
+    /// Makes room for `bytes` more of operations.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.json.reserve(bytes);
     }
 
     /// Adds an `add` of `value` at the field `path` (its tokens unescaped).
     pub fn add(&mut self, path: &[&str], value: &(impl Serialize + ?Sized)) {
-        let Ok(value) = to_raw_value(value) else {
-            return; // only maps with non-string keys fail, and none are written here
+        self.add_under("", path, value);
+    }
+
+    /// Adds an `add` of `value` at the field `path` under `prefix` (a JSON pointer).
+    fn add_under(&mut self, prefix: &str, path: &[&str], value: &(impl Serialize + ?Sized)) {
+        let start = self.begin(prefix, path);
+        // Serializing into a vector fails only for maps with non-string keys, none here.
+        match serde_json::to_writer(&mut self.json, value) {
+            Ok(()) => self.end(),
+            Err(_) => self.json.truncate(start),
+        }
+    }
+
+    /// Adds an `add` of the templates at `path`, unless they are `current`'s. The text is
+    /// compared as it is written, and copied into the patch only from where it departs from
+    /// `current`'s, so already-defaulted templates are never copied.
+    fn add_templates(
+        &mut self,
+        path: &[&str],
+        templates: &argo::Generated<'_>,
+        current: Option<&Templates>,
+    ) {
+        let Some(current) = current else {
+            return self.add(path, templates);
         };
-        let mut pointer = String::new();
+        let start = self.begin("", path);
+        let value_start = self.json.len();
+        let mut out = Compared {
+            expected: current.as_json().get().as_bytes(),
+            same: Some(0),
+            out: &mut self.json,
+        };
+        let written = serde_json::to_writer(&mut out, templates).is_ok();
+        let unchanged = out.unchanged()
+            || std::str::from_utf8(self.json.get(value_start..).unwrap_or_default())
+                // Another text may still hold the same values.
+                .is_ok_and(|text| current.same_as_json(text));
+        if written && !unchanged {
+            self.end();
+        } else {
+            self.json.truncate(start);
+        }
+    }
+
+    /// Writes an operation up to its value: `{"op":"add","path":"<prefix><path>","value":`.
+    /// Returns where it starts, to take it back.
+    fn begin(&mut self, prefix: &str, path: &[&str]) -> usize {
+        let start = self.json.len();
+        if self.len > 0 {
+            self.json.push(b',');
+        }
+        self.json.extend_from_slice(br#"{"op":"add","path":"#);
+        self.pointer.clear();
+        self.pointer.push_str(prefix);
         for token in path {
-            pointer.push('/');
+            self.pointer.push('/');
             for c in token.chars() {
                 match c {
-                    '~' => pointer.push_str("~0"),
-                    '/' => pointer.push_str("~1"),
-                    c => pointer.push(c),
+                    '~' => self.pointer.push_str("~0"),
+                    '/' => self.pointer.push_str("~1"),
+                    c => self.pointer.push(c),
                 }
             }
         }
-        self.0.push(Add {
-            op: "add",
-            path: pointer,
-            value,
-        });
+        // A string always serializes.
+        let _ = serde_json::to_writer(&mut self.json, self.pointer.as_str());
+        self.json.extend_from_slice(br#","value":"#);
+        start
+    }
+
+    /// Ends the operation [`Patch::begin`] started.
+    fn end(&mut self) {
+        self.json.push(b'}');
+        self.len += 1;
+    }
+}
+
+/// Writes into `out` only once the text departs from `expected`: while it matches, `same`
+/// counts the bytes matched (`None` once it departed, or with nothing to compare with).
+struct Compared<'a> {
+    expected: &'a [u8],
+    same: Option<usize>,
+    out: &'a mut Vec<u8>,
+}
+
+impl Compared<'_> {
+    /// True when everything written was exactly `expected`.
+    fn unchanged(&self) -> bool {
+        self.same == Some(self.expected.len())
+    }
+}
+
+impl std::io::Write for Compared<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(n) = self.same {
+            if self.expected.get(n..n + buf.len()) == Some(buf) {
+                self.same = Some(n + buf.len());
+                return Ok(buf.len());
+            }
+            // Departed: what matched so far is written first.
+            self.out
+                .extend_from_slice(self.expected.get(..n).unwrap_or_default());
+            self.same = None;
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -148,32 +246,36 @@ pub fn mutation_patch_json(object: &[u8]) -> Result<Patch, DefaultsError> {
 
 fn patch_of(source: Source<'_>) -> Result<Patch, DefaultsError> {
     // A group beyond the limits is refused by validation; nothing is generated for it.
-    let mut spec = parse::within_limits(source.read()?.spec?)?;
-    let mut patch = Patch::default();
+    let mut spec = parse::within_limits(source.read_spec()??)?;
+    let mut patch =
+        Patch::with_capacity(spec.applications.len() * OPERATIONS_BYTES_PER_APPLICATION);
     fill(&mut spec, Some(&mut patch));
     Ok(patch)
 }
 
+/// About the length of one application's defaults as patch operations (four `add`s).
+const OPERATIONS_BYTES_PER_APPLICATION: usize = 360;
+
 /// Fills every missing default into `spec` and generates its templates: the one place that
-/// decides what is defaulted. With a patch, each fill is also recorded as an `add` of the
-/// field, in field order.
+/// decides what is defaulted. With a patch, each fill is recorded as an `add` of the field, in
+/// field order, and the templates are written into the patch instead of the spec.
 fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
-    // Templates come from the spec as written (they do not depend on the defaults filled below,
-    // so defaulting a defaulted object changes nothing).
     let mut wt = workflow_settings(spec);
-    let templates = generated_templates(spec, &template_settings(&wt));
+    let settings = template_settings(&wt);
     for (i, app) in spec.applications.iter_mut().enumerate() {
         // An application without a spec is left alone: there is no object to add the defaults
         // to, and validation reports what it lacks.
         if app.spec == ApplicationSpec::default() {
             continue;
         }
-        let i = i.to_string();
-        let base = ["spec", "applications", i.as_str(), "spec"];
+        let base = match patch {
+            Some(_) => format!("/spec/applications/{i}/spec"),
+            None => String::new(),
+        };
         // Each default is recorded as an `add` of its field, once, where it is filled.
         let mut record = |field: &[&str], value: &str| {
             if let Some(p) = patch.as_deref_mut() {
-                p.add(&[&base[..], field].concat(), value);
+                p.add_under(&base, field, value);
             }
         };
         if let Some(chart) = app.spec.chart.as_mut() {
@@ -204,20 +306,23 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
         if app.spec.workflow.is_empty() {
             app.spec.workflow = vec![Executor::default_helmrelease()];
             if let Some(p) = patch.as_deref_mut() {
-                p.add(&[&base[..], &["workflow"]].concat(), &app.spec.workflow);
+                p.add_under(&base, &["workflow"], &app.spec.workflow);
             }
         }
     }
-    if let Some(p) = patch {
-        record_settings(p, spec.workflow_template.as_ref(), &wt, &templates);
+    // The templates do not depend on the defaults just filled (which is why defaulting a
+    // defaulted object changes nothing), so they come from the filled spec.
+    match patch {
+        Some(p) => {
+            let templates = argo::generated(spec, &settings);
+            record_settings(p, spec.workflow_template.as_ref(), &wt, &templates);
+        }
+        None => {
+            let text = argo::templates_json(spec, &settings);
+            wt.templates = Some(Templates::from_json(text).unwrap_or_default());
+            spec.workflow_template = Some(wt);
+        }
     }
-    wt.templates = Some(templates);
-    spec.workflow_template = Some(wt);
-}
-
-/// The templates that release `spec`, as JSON text.
-fn generated_templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Templates {
-    Templates::from_json(argo::templates_json(spec, settings)).unwrap_or_default()
 }
 
 /// Records the group-level settings `current` lacks (all of `filled` when there is none) and
@@ -226,15 +331,16 @@ fn record_settings(
     patch: &mut Patch,
     current: Option<&WorkflowTemplate>,
     filled: &WorkflowTemplate,
-    templates: &Templates,
+    templates: &argo::Generated<'_>,
 ) {
+    patch.reserve(templates.size_hint());
     let Some(current) = current else {
-        /// The whole settings with the templates, without copying them first.
+        /// The whole settings with the templates.
         #[derive(Serialize)]
         struct Whole<'a> {
             #[serde(flatten)]
             settings: &'a WorkflowTemplate,
-            templates: &'a Templates,
+            templates: &'a argo::Generated<'a>,
         }
         let whole = Whole {
             settings: filled,
@@ -261,9 +367,7 @@ fn record_settings(
     if current.executor_image.is_none() {
         patch.add(&field("executorImage"), &filled.executor_image);
     }
-    if current.templates.as_ref() != Some(templates) {
-        patch.add(&field("templates"), templates);
-    }
+    patch.add_templates(&field("templates"), templates, current.templates.as_ref());
 }
 
 fn template_settings(wt: &WorkflowTemplate) -> Settings {
@@ -359,7 +463,7 @@ mod tests {
     fn patch_only_adds_and_is_empty_the_second_time() {
         let patch = mutation_patch(&group()).unwrap_or_default();
         assert!(!patch.is_empty());
-        let sent: Value = serde_json::from_slice(&patch.to_json()).unwrap_or_default();
+        let sent: Value = serde_json::from_slice(&patch.clone().into_json()).unwrap_or_default();
         let ops = sent.as_array().cloned().unwrap_or_default();
         assert_eq!(ops.len(), patch.len());
         assert!(ops.iter().all(|op| op["op"] == "add"), "{sent}");
@@ -370,8 +474,8 @@ mod tests {
         assert_eq!(mutation_patch_json(&text).map(|p| p.len()).unwrap_or(99), 0);
         let first = serde_json::to_vec(&group()).unwrap_or_default();
         assert_eq!(
-            mutation_patch_json(&first).map(|p| p.to_json()).ok(),
-            Some(patch.to_json())
+            mutation_patch_json(&first).map(|p| p.into_json()).ok(),
+            Some(patch.into_json())
         );
     }
 

@@ -29,9 +29,21 @@ pub const EXECUTOR_IMAGE: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
-/// The group-level workflow settings with every default filled in; `templates` as they are.
+/// The group-level workflow settings with every default filled in, without the templates (no
+/// reader of the settings looks at them, and they are most of a large group's text).
 pub fn workflow_settings(spec: &ApplicationGroupSpec) -> WorkflowTemplate {
-    let mut wt = spec.workflow_template.clone().unwrap_or_default();
+    let mut wt = match &spec.workflow_template {
+        Some(wt) => WorkflowTemplate {
+            namespace: wt.namespace.clone(),
+            service_account_name: wt.service_account_name.clone(),
+            parallelism: wt.parallelism,
+            pod_gc: wt.pod_gc.clone(),
+            executor_image: wt.executor_image.clone(),
+            active_deadline_seconds: wt.active_deadline_seconds,
+            templates: None,
+        },
+        None => WorkflowTemplate::default(),
+    };
     wt.namespace
         .get_or_insert_with(|| WORKFLOW_NAMESPACE.into());
     wt.service_account_name

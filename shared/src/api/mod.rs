@@ -374,6 +374,14 @@ impl Templates {
         &self.0
     }
 
+    /// True when `text` holds these templates: the same text, or else the same values (the API
+    /// server stores keys sorted and our generator writes them sorted, so the cheap comparison
+    /// is the usual answer).
+    pub fn same_as_json(&self, text: &str) -> bool {
+        self.0.get() == text
+            || serde_json::from_str::<Vec<Value>>(text).is_ok_and(|v| v == self.to_values())
+    }
+
     /// The templates as JSON values (an empty list when the text is not a list of values,
     /// which [`Templates::from_json`] and deserializing rule out).
     pub fn to_values(&self) -> Vec<Value> {
@@ -388,11 +396,10 @@ impl Default for Templates {
     }
 }
 
-/// Equal when the texts are, or else when they hold the same values: the API server stores keys
-/// sorted and our generator writes them sorted, so the cheap comparison is the usual answer.
+/// Equal when they hold the same templates (see [`Templates::same_as_json`]).
 impl PartialEq for Templates {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get() || self.to_values() == other.to_values()
+        self.same_as_json(other.0.get())
     }
 }
 

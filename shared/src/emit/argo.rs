@@ -144,18 +144,54 @@ fn dependency_keys(dag: &Dag, i: usize) -> Vec<Cow<'static, str>> {
 /// Every template that releases the group, in a stable order: `entry`, the application DAGs,
 /// then the executor containers.
 pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
-    Group::new(spec, settings)
-        .templates()
-        .iter()
-        .map(Template::to_value)
-        .collect()
+    let mut out = Vec::new();
+    let _ = Group::new(spec, settings).each_template(&mut |t| {
+        out.push(t.to_value());
+        Ok::<(), std::convert::Infallible>(())
+    });
+    out
 }
 
 /// The JSON array of [`templates`] (compact, object keys sorted as the API server stores them),
 /// written straight from the typed templates.
 pub fn templates_json(spec: &ApplicationGroupSpec, settings: &Settings) -> Box<RawValue> {
     // Cannot fail: the templates hold only strings, numbers and booleans (`null` if it did).
-    serde_json::value::to_raw_value(&Group::new(spec, settings).templates()).unwrap_or_default()
+    serde_json::value::to_raw_value(&generated(spec, settings)).unwrap_or_default()
+}
+
+/// The templates that release `spec`, to serialize: each is generated, written and dropped in
+/// turn, so a large group's templates never exist all at once as structs. Serialized, it is the
+/// JSON array of [`templates`].
+pub fn generated<'a>(spec: &'a ApplicationGroupSpec, settings: &'a Settings) -> Generated<'a> {
+    Generated(Group::new(spec, settings))
+}
+
+/// See [`generated`].
+pub struct Generated<'a>(Group<'a>);
+
+impl Generated<'_> {
+    /// About the length of the templates' JSON text (most applications' templates are within a
+    /// few hundred bytes of it), to size a buffer for them once.
+    pub fn size_hint(&self) -> usize {
+        (self.0.apps.iter())
+            .map(|a| TEMPLATE_BYTES_PER_APPLICATION + 4 * a.key.len() + a.template.len())
+            .sum::<usize>()
+            + TEMPLATE_BYTES_FIXED
+    }
+}
+
+/// The JSON text of one application's DAG template and entry task, beyond its names.
+const TEMPLATE_BYTES_PER_APPLICATION: usize = 300;
+/// The JSON text of the templates every group has (`entry` and the executor's).
+const TEMPLATE_BYTES_FIXED: usize = 1_500;
+
+impl serde::Serialize for Generated<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(None)?;
+        self.0.each_template(&mut |t| seq.serialize_element(&t))?;
+        seq.end()
+    }
 }
 
 /// A group being turned into templates, with what they say of each application computed once
@@ -199,30 +235,31 @@ impl<'a> Group<'a> {
         }
     }
 
-    fn templates(&self) -> Vec<Template<'_>> {
-        let mut out = Vec::with_capacity(self.apps.len() + 4);
-        out.push(Template::dag(
+    /// Calls `f` with every template, in the order of [`templates`].
+    fn each_template<E>(&self, f: &mut impl FnMut(Template<'_>) -> Result<(), E>) -> Result<(), E> {
+        f(Template::dag(
             ENTRYPOINT.into(),
             self.entry_tasks(),
             Some(self.settings.parallelism),
-        ));
+        ))?;
         let mut executors = Vec::new();
         for i in 0..self.apps.len() {
             if self.dag.is_first(i) {
                 let (dag, extra) = self.application_templates(i, &mut executors);
-                out.push(dag);
-                out.extend(extra);
+                f(dag)?;
+                extra.into_iter().try_for_each(&mut *f)?;
             }
         }
         if has_gates(self.spec) {
-            out.push(Template::suspend(GATE_TEMPLATE));
+            f(Template::suspend(GATE_TEMPLATE))?;
         }
-        out.push(helmrelease_template(&self.settings.executor_image));
+        f(helmrelease_template(&self.settings.executor_image))?;
         if executors.contains(&ExecutorType::Keptn) {
-            out.push(keptn_template());
+            f(keptn_template())?;
         }
-        out.extend(custom_templates(&self.spec.applications));
-        out
+        custom_templates(&self.spec.applications)
+            .into_iter()
+            .try_for_each(f)
     }
 
     /// The `entry` DAG's tasks: one per application, after a gate when it asks for one.

@@ -58,6 +58,26 @@ impl Source<'_> {
     }
 }
 
+impl Source<'_> {
+    /// Reads only the typed spec (limits unchecked), as defaulting needs it: the spec of
+    /// [`Source::read`], without looking for what the schema refuses.
+    pub fn read_spec(self) -> Result<Result<ApplicationGroupSpec, SpecError>, NotJson> {
+        /// The one field read; every other one is skipped unbuilt.
+        #[derive(Deserialize)]
+        struct SpecOnly {
+            spec: Option<ApplicationGroupSpec>,
+        }
+        Ok(match self {
+            Source::Json(text) => match serde_json::from_slice::<SpecOnly>(text) {
+                Ok(object) => object.spec.ok_or_else(parse::no_spec),
+                // Something does not fit the types: the value path says what and where.
+                Err(_) => parse::read_spec(&serde_json::from_slice::<Value>(text)?),
+            },
+            Source::Value(value) => parse::read_spec(value),
+        })
+    }
+}
+
 /// The fields of an object the typed pass reads; every other one is skipped unbuilt.
 #[derive(Deserialize)]
 struct Typed<'a> {
