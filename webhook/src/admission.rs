@@ -13,22 +13,18 @@
 //! - a denial carries every violation with its field path in `status.message`, and one
 //!   `status.details.causes` entry per violation with `field`;
 //! - warnings are each under 120 characters;
-//! - a patch is an RFC 6902 JSON patch, sent as a base64 string (kube serializes `patch` as a
-//!   number array, kube-rs/kube#1781, so we write the field ourselves).
-
-use base64::Engine as _;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::response::{Status, StatusCause, StatusDetails, StatusSummary};
-use std::collections::BTreeMap;
+//! - a patch is an RFC 6902 JSON patch, sent as a base64 string (kube-rs serializes `patch` as a
+//!   number array, kube-rs/kube#1781, so the review's types are our own: [`wire`]).
 
 use orkestra::admission::defaults::{DefaultsError, Patch};
 use orkestra::admission::policy::Policy;
 use orkestra::admission::validate::{Report, Violation};
 use orkestra::input::object::{GroupObject, Source};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
+
+use wire::{Lenient, Operation, Request, Response, Review, Status, StatusCause, StatusDetails};
+
+mod wire;
 
 /// The API group of the resources this webhook admits.
 pub const GROUP: &str = "orkestra.azure.microsoft.com";
@@ -200,96 +196,28 @@ impl Admission {
                 None => bad_request(&reason),
             };
         }
-        // One pass over the body checks its syntax and finds the parts; the objects stay text.
-        let envelope: Envelope<'_> = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            // JSON, but not an object: there is no request in it.
-            Err(_)
-                if !body.trim_ascii_start().starts_with(b"{")
-                    && serde_json::from_slice::<Value>(body).is_ok() =>
-            {
-                Envelope {
-                    api_version: None,
-                    kind: None,
-                    request: None,
-                }
-            }
-            Err(e) => {
-                let reason = format!("request body is not a valid AdmissionReview: {e}");
-                return match scan_uid(body) {
-                    Some(uid) => malformed(uid, reason),
-                    None => bad_request(&reason),
-                };
-            }
+        // One typed pass reads the request's fields and finds its objects, kept as text. A body
+        // that does not fit the types is read again, leniently, to say what is wrong and where.
+        let review = match serde_json::from_slice::<Review<'_>>(body) {
+            Ok(review) => review,
+            Err(_) => match explain(body) {
+                Ok(review) => review,
+                Err(answer) => return *answer,
+            },
         };
-        let mut request = envelope.request.and_then(|r| r.0);
-        let uid = match request
-            .as_ref()
-            .and_then(|r| text_of(r.get("uid").copied()))
-        {
-            Some(uid) if !uid.is_empty() => uid,
-            _ => {
-                let what = if request.is_some() {
-                    "request.uid is missing or empty"
-                } else {
-                    "request is missing"
-                };
-                return bad_request(&format!(
-                    "{what}: an AdmissionReview cannot be answered without the uid of its request"
-                ));
-            }
+        let Some(req) = review.request else {
+            return bad_request(&format!("request is missing: {NO_UID}"));
         };
-        let api_version = text_of(envelope.api_version);
-        if api_version.as_deref() != Some(REVIEW_API_VERSION) {
-            return malformed(
-                uid,
-                format!(
-                    "unsupported AdmissionReview apiVersion {}: this webhook speaks {REVIEW_API_VERSION} \
-                     (set admissionReviewVersions: [v1])",
-                    show(api_version.as_deref())
-                ),
-            );
+        if req.uid.is_empty() {
+            return bad_request(&format!("request.uid is missing or empty: {NO_UID}"));
         }
-        let kind = text_of(envelope.kind);
-        if kind.as_deref() != Some("AdmissionReview") {
-            return malformed(
-                uid,
-                format!(
-                    "expected kind AdmissionReview, got {}",
-                    show(kind.as_deref())
-                ),
-            );
+        if let Err(reason) = check_review(review.api_version.as_deref(), review.kind.as_deref()) {
+            return malformed(req.uid, reason);
         }
-
-        // Take the objects out before the typed decode: they go to the rules as text, and the
-        // rest of the request is small.
-        let (object, old_object) = match request.as_mut() {
-            Some(req) => (req.remove("object"), req.remove("oldObject")),
-            None => (None, None),
-        };
-        let rest: serde_json::Map<String, Value> = request
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k, serde_json::from_str(v.get()).ok()?)))
-            .collect();
-        let value = serde_json::json!({
-            "apiVersion": REVIEW_API_VERSION,
-            "kind": "AdmissionReview",
-            "request": rest,
-        });
-        let review: AdmissionReview<DynamicObject> = match serde_json::from_value(value) {
-            Ok(r) => r,
-            Err(e) => return malformed(uid, format!("malformed AdmissionReview request: {e}")),
-        };
-        let req: AdmissionRequest<DynamicObject> = match review.try_into() {
-            Ok(r) => r,
-            Err(_) => return malformed(uid, "AdmissionReview has no request".to_owned()),
-        };
-
         let gvk = &req.kind;
         if gvk.group != GROUP || gvk.kind != KIND || gvk.version != VERSION {
             return malformed(
-                uid,
+                req.uid.clone(),
                 format!(
                     "this webhook admits {GROUP}/{VERSION} {KIND} only, not {}/{} {}: \
                      check the rules of the webhook configuration",
@@ -300,40 +228,41 @@ impl Admission {
         if !matches!(req.operation, Operation::Create | Operation::Update) {
             // Not registered for DELETE/CONNECT; if it ever is, there is nothing to check.
             return respond(
-                AdmissionResponse::from(&req),
+                Response::allowed(&req.uid),
                 Verdict::Allowed,
                 format!("{:?} allowed", req.operation),
             );
         }
-        let object = match object.map(|o| o.get().trim_start()) {
+        let object = match req.object.map(|o| o.get().trim_start()) {
             Some(o) if o.starts_with('{') => o,
-            Some("null") | None => {
+            None => {
                 return malformed(
-                    uid,
+                    req.uid.clone(),
                     format!("request.object is missing on a {:?}", req.operation),
                 );
             }
-            Some(_) => return malformed(uid, "request.object is not a JSON object".to_owned()),
+            Some(_) => {
+                return malformed(
+                    req.uid.clone(),
+                    "request.object is not a JSON object".to_owned(),
+                );
+            }
         };
-        let old_object = old_object
+        let old_object = req
+            .old_object
             .map(|o| o.get().trim_start())
             .filter(|o| o.starts_with('{'));
         match endpoint {
-            Endpoint::Validate => self.validate(&req, object, old_object),
+            Endpoint::Validate => self.validate(&req.uid, object, old_object),
             Endpoint::Mutate => self.mutate(&req, object),
         }
     }
 
-    fn validate(
-        &self,
-        req: &AdmissionRequest<DynamicObject>,
-        object: &str,
-        old: Option<&str>,
-    ) -> Answer {
+    fn validate(&self, uid: &str, object: &str, old: Option<&str>) -> Answer {
         // The body was JSON, so its objects are.
         let object = match Source::Json(object.as_bytes()).read() {
             Ok(object) => object,
-            Err(e) => return malformed(req.uid.clone(), format!("request.object: {e}")),
+            Err(e) => return malformed(uid.to_owned(), format!("request.object: {e}")),
         };
         let old = old.and_then(|o| Source::Json(o.as_bytes()).read().ok());
         let report = (self.rules.validate)(&object, old.as_ref());
@@ -351,7 +280,7 @@ impl Admission {
             }
         };
         lines.extend(warning_lines("", &report.warnings));
-        let mut res = AdmissionResponse::from(req);
+        let mut res = Response::allowed(uid);
         let name = object_name(&object);
         if denied.is_empty() {
             set_warnings(&mut res, lines);
@@ -364,7 +293,7 @@ impl Admission {
                 );
             }
             res.audit_annotations
-                .insert("violations".to_owned(), not_enforced.to_string());
+                .insert("violations", not_enforced.to_string());
             return respond(
                 res,
                 Verdict::Warned,
@@ -372,29 +301,23 @@ impl Admission {
             );
         }
         let message = denial_message(&name, &denied);
-        res = res.deny(&message);
-        res.result = Status {
-            status: Some(StatusSummary::Failure),
-            code: 422,
-            message,
-            reason: "Invalid".to_owned(),
+        res.allowed = false;
+        res.status = Status {
             details: Some(StatusDetails {
                 name: name_only(&object).to_owned(),
-                group: GROUP.to_owned(),
-                kind: KIND.to_owned(),
-                uid: String::new(),
+                group: GROUP,
+                kind: KIND,
                 causes: denied
                     .iter()
                     .take(MAX_LISTED_VIOLATIONS)
                     .map(|v| StatusCause {
-                        reason: "FieldValueInvalid".to_owned(),
+                        reason: "FieldValueInvalid",
                         message: v.message.clone(),
                         field: v.path.clone(),
                     })
                     .collect(),
-                retry_after_seconds: 0,
             }),
-            metadata: None,
+            ..Status::failure(422, "Invalid", message)
         };
         set_warnings(&mut res, lines);
         let n = denied.len();
@@ -405,8 +328,8 @@ impl Admission {
         )
     }
 
-    fn mutate(&self, req: &AdmissionRequest<DynamicObject>, object: &str) -> Answer {
-        let res = AdmissionResponse::from(req);
+    fn mutate(&self, req: &Request<'_>, object: &str) -> Answer {
+        let res = Response::allowed(&req.uid);
         // For the logs only: the request's name (empty for a generateName CREATE) costs no
         // second read of the object.
         let name = format!("{KIND} {:?}", req.name);
@@ -416,10 +339,8 @@ impl Admission {
             }
             Ok(patch) => {
                 let ops = patch.len();
-                // Each form of the patch is dropped once the next is written: at 1,000
-                // applications each is most of a megabyte.
                 respond(
-                    with_patch(res, patch.into_json()),
+                    res.with_patch(patch.into_json()),
                     Verdict::Patched,
                     format!("{name}: {ops} patch operations"),
                 )
@@ -501,7 +422,7 @@ pub fn warning(prefix: &str, text: &str) -> String {
     out
 }
 
-fn set_warnings(res: &mut AdmissionResponse, mut lines: Vec<String>) {
+fn set_warnings(res: &mut Response, mut lines: Vec<String>) {
     if lines.is_empty() {
         return;
     }
@@ -512,10 +433,7 @@ fn set_warnings(res: &mut AdmissionResponse, mut lines: Vec<String>) {
             "{more} more warnings: run `kubectl orkestra validate -f` for all"
         ));
     }
-    match &mut res.warnings {
-        Some(existing) => existing.extend(lines),
-        None => res.warnings = Some(lines),
-    }
+    res.warnings.extend(lines);
 }
 
 fn object_name(object: &GroupObject) -> String {
@@ -529,83 +447,80 @@ fn name_only(object: &GroupObject) -> &str {
     }
 }
 
-/// `response` carrying `patch` (RFC 6902 JSON). kube sets the patch type only through
-/// `with_patch`, which takes a `json_patch::Patch` of values: give it an empty one for the
-/// type, then the patch text we already have.
-fn with_patch(response: AdmissionResponse, patch: Vec<u8>) -> AdmissionResponse {
-    let mut res = response
-        .with_patch(json_patch::Patch(Vec::new()))
-        .unwrap_or_else(|_| AdmissionResponse::invalid("unreachable: an empty patch serializes"));
-    res.patch = Some(patch);
-    res
-}
-
 /// A small JSON string as text (`None` when it is not a string).
 fn text_of(raw: Option<&RawValue>) -> Option<String> {
     raw.and_then(|r| serde_json::from_str(r.get()).ok())
 }
 
-/// The top of an AdmissionReview, its parts kept as text.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    api_version: Option<&'a RawValue>,
-    #[serde(borrow)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow)]
-    request: Option<Fields<'a>>,
+/// Why a review without a uid gets an HTTP error instead of an answer.
+const NO_UID: &str = "an AdmissionReview cannot be answered without the uid of its request";
+
+/// The review's own apiVersion and kind, or why they are not the ones we speak.
+fn check_review(api_version: Option<&str>, kind: Option<&str>) -> Result<(), String> {
+    if api_version != Some(REVIEW_API_VERSION) {
+        return Err(format!(
+            "unsupported AdmissionReview apiVersion {}: this webhook speaks {REVIEW_API_VERSION} \
+             (set admissionReviewVersions: [v1])",
+            show(api_version)
+        ));
+    }
+    if kind != Some("AdmissionReview") {
+        return Err(format!("expected kind AdmissionReview, got {}", show(kind)));
+    }
+    Ok(())
 }
 
-/// The fields of an object, each kept as text; `None` when the value is not an object.
-struct Fields<'a>(Option<BTreeMap<String, &'a RawValue>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Fields<'de>, A::Error> {
-                let mut fields = BTreeMap::new();
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    fields.insert(k, v);
-                }
-                Ok(Fields(Some(fields)))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Fields<'de>, A::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Fields(None))
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Fields<'de>, E> {
-                Ok(Fields(None))
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Fields<'de>, E> {
-                Ok(Fields(None))
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Fields<'de>, E> {
-                Ok(Fields(None))
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Fields<'de>, E> {
-                Ok(Fields(None))
-            }
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Fields<'de>, E> {
-                Ok(Fields(None))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Fields<'de>, E> {
-                Ok(Fields(None))
+/// Says what is wrong with a body that does not fit [`Review`], in this order: not JSON; no
+/// request or no uid (HTTP 400: there is nothing to answer to); the review's apiVersion and
+/// kind; then the request's field at fault, by its path and position.
+fn explain(body: &[u8]) -> Result<Review<'_>, Box<Answer>> {
+    let lenient: Lenient<'_> = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        // JSON, but not an object: there is no request in it.
+        Err(_)
+            if !body.trim_ascii_start().starts_with(b"{")
+                && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() =>
+        {
+            Lenient {
+                api_version: None,
+                kind: None,
+                request: None,
             }
         }
-        d.deserialize_any(V)
+        Err(e) => {
+            let reason = format!("request body is not a valid AdmissionReview: {e}");
+            return Err(Box::new(match scan_uid(body) {
+                Some(uid) => malformed(uid, reason),
+                None => bad_request(&reason),
+            }));
+        }
+    };
+    let request = lenient.request.and_then(|r| r.0);
+    let uid = match request.and_then(text_of) {
+        Some(uid) if !uid.is_empty() => uid,
+        _ => {
+            let what = if request.is_some() {
+                "request.uid is missing or empty"
+            } else {
+                "request is missing"
+            };
+            return Err(Box::new(bad_request(&format!("{what}: {NO_UID}"))));
+        }
+    };
+    let (api_version, kind) = (text_of(lenient.api_version), text_of(lenient.kind));
+    if let Err(reason) = check_review(api_version.as_deref(), kind.as_deref()) {
+        return Err(Box::new(malformed(uid, reason)));
     }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| e.to_string())
+        .and_then(|review| de.end().map(|()| review).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Box::new(malformed(
+                uid,
+                format!("malformed AdmissionReview request: {e}"),
+            ))
+        })
 }
 
 fn show(v: Option<&str>) -> String {
@@ -617,20 +532,15 @@ fn show(v: Option<&str>) -> String {
 
 /// Deny a review whose request is broken, with the uid we could recover.
 fn malformed(uid: String, reason: String) -> Answer {
-    // `invalid` is kube's constructor for an answer without a request; give it the uid back.
-    let mut res = AdmissionResponse::invalid(&reason);
-    res.uid = uid.clone();
-    res.result = Status {
-        status: Some(StatusSummary::Failure),
-        code: 400,
-        message: reason.clone(),
-        reason: "BadRequest".to_owned(),
-        details: None,
-        metadata: None,
+    let res = Response {
+        uid: uid.clone(),
+        allowed: false,
+        status: Status::failure(400, "BadRequest", reason.clone()),
+        ..Response::default()
     };
     Answer {
         http_status: 200,
-        body: encode(res),
+        body: res.encode(),
         verdict: Verdict::Malformed,
         uid: Some(uid),
         summary: reason,
@@ -662,62 +572,15 @@ pub fn status_body(code: u16, reason: &str, message: &str) -> Vec<u8> {
     serde_json::to_vec(&status).unwrap_or_default()
 }
 
-fn respond(res: AdmissionResponse, verdict: Verdict, summary: String) -> Answer {
-    let uid = Some(res.uid.clone());
+fn respond(res: Response, verdict: Verdict, summary: String) -> Answer {
+    let body = res.encode();
     Answer {
         http_status: 200,
-        body: encode(res),
+        body,
         verdict,
-        uid,
+        uid: Some(res.uid),
         summary,
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireReview<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: WireResponse<'a>,
-}
-
-#[derive(Serialize)]
-struct WireResponse<'a> {
-    #[serde(flatten)]
-    response: &'a AdmissionResponse,
-    /// The RFC 6902 patch as standard base64, the documented encoding of `[]byte` in JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-}
-
-/// Serializes the response inside an `admission.k8s.io/v1` AdmissionReview, with `patch` as a
-/// base64 string instead of kube's number array.
-fn encode(mut res: AdmissionResponse) -> Vec<u8> {
-    let patch = res
-        .patch
-        .take()
-        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
-    let wire = WireReview {
-        api_version: REVIEW_API_VERSION,
-        kind: "AdmissionReview",
-        response: WireResponse {
-            response: &res,
-            patch,
-        },
-    };
-    // Plain strings, numbers and maps with string keys: serializing cannot fail. Fall back to a
-    // minimal deny with the uid rather than panicking if it ever does.
-    // Sized for the patch, which is most of a large answer, so it is copied once.
-    let mut out = Vec::with_capacity(wire.response.patch.as_ref().map_or(0, String::len) + 1024);
-    serde_json::to_writer(&mut out, &wire).map(|()| out).unwrap_or_else(|e| {
-        let fallback = serde_json::json!({
-            "apiVersion": REVIEW_API_VERSION,
-            "kind": "AdmissionReview",
-            "response": {"uid": res.uid, "allowed": false,
-                         "status": {"code": 500, "message": format!("cannot encode answer: {e}")}},
-        });
-        serde_json::to_vec(&fallback).unwrap_or_default()
-    })
 }
 
 /// Finds `request.uid` in a body that is not valid JSON (truncated, invalid UTF-8 somewhere

@@ -2,7 +2,8 @@
 //! answer's shape, and real (`Rules::ORKESTRA`) where it is about what users will see.
 
 use super::*;
-use serde_json::json;
+use base64::Engine as _;
+use serde_json::{Value, json};
 
 const CREATE_BOOKINFO: &str = include_str!("../../tests/fixtures/review-create-bookinfo.json");
 const UPDATE_CYCLE: &str = include_str!("../../tests/fixtures/review-update-cycle.json");
@@ -383,10 +384,21 @@ fn malformed_request_fields_are_denied_with_the_decoder_reason() {
     expect_malformed(&bytes(&r), UID, "userInfo");
     let mut r = fixture(CREATE_BOOKINFO);
     r["request"]["operation"] = json!("EXPLODE");
-    expect_malformed(&bytes(&r), UID, "malformed AdmissionReview request");
+    expect_malformed(
+        &bytes(&r),
+        UID,
+        "malformed AdmissionReview request: request.operation: unknown variant `EXPLODE`",
+    );
     let mut r = fixture(CREATE_BOOKINFO);
     r["request"]["kind"] = json!("ApplicationGroup");
-    expect_malformed(&bytes(&r), UID, "malformed AdmissionReview request");
+    expect_malformed(
+        &bytes(&r),
+        UID,
+        "malformed AdmissionReview request: request.kind: invalid type: string \"ApplicationGroup\"",
+    );
+    let mut r = fixture(CREATE_BOOKINFO);
+    r["request"]["userInfo"]["groups"] = json!("system:masters");
+    expect_malformed(&bytes(&r), UID, "request.userInfo.groups: invalid type");
 }
 
 #[test]
