@@ -93,9 +93,9 @@ impl Patch {
         json_patch::patch(object, &patch).map_err(|e| DefaultsError::Patch(e.to_string()))
     }
 
-    /// Makes room for `bytes` more of operations.
+    /// Makes room for `bytes` more of operations, and no more.
     pub fn reserve(&mut self, bytes: usize) {
-        self.json.reserve(bytes);
+        self.json.reserve_exact(bytes);
     }
 
     /// Adds an `add` of `value` at the field `path` (its tokens unescaped).
@@ -253,8 +253,9 @@ fn patch_of(source: Source<'_>) -> Result<Patch, DefaultsError> {
     Ok(patch)
 }
 
-/// About the length of one application's defaults as patch operations (four `add`s).
-const OPERATIONS_BYTES_PER_APPLICATION: usize = 360;
+/// About the length of one application's defaults as patch operations (two `add`s: most groups
+/// set some of the five fields defaulted).
+const OPERATIONS_BYTES_PER_APPLICATION: usize = 200;
 
 /// Fills every missing default into `spec` and generates its templates: the one place that
 /// decides what is defaulted. With a patch, each fill is recorded as an `add` of the field, in
@@ -325,6 +326,9 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
     }
 }
 
+/// About the length of the group-level settings as patch operations.
+const SETTINGS_BYTES: usize = 400;
+
 /// Records the group-level settings `current` lacks (all of `filled` when there is none) and
 /// the templates when they differ from the current ones.
 fn record_settings(
@@ -333,7 +337,10 @@ fn record_settings(
     filled: &WorkflowTemplate,
     templates: &argo::Generated<'_>,
 ) {
-    patch.reserve(templates.size_hint());
+    // Room for the templates when they are new (stored ones are compared, and mostly kept).
+    if current.is_none_or(|c| c.templates.is_none()) {
+        patch.reserve(templates.size_hint() + SETTINGS_BYTES);
+    }
     let Some(current) = current else {
         /// The whole settings with the templates.
         #[derive(Serialize)]

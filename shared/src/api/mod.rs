@@ -181,9 +181,10 @@ pub struct ChartRef {
     #[schemars(extend("default" = defaults::CHART_VERSION))]
     pub version: Option<String>,
 
+    // Boxed: it is rare, and inline it would be a third of every `Application` read and moved.
     /// Secret holding `username`/`password` (and TLS files) for a private repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_secret_ref: Option<ObjectReference>,
+    pub auth_secret_ref: Option<Box<ObjectReference>>,
 }
 
 /// Release settings, copied into the Flux HelmRelease.

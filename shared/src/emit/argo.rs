@@ -170,18 +170,25 @@ pub fn generated<'a>(spec: &'a ApplicationGroupSpec, settings: &'a Settings) -> 
 pub struct Generated<'a>(Group<'a>);
 
 impl Generated<'_> {
-    /// About the length of the templates' JSON text (most applications' templates are within a
-    /// few hundred bytes of it), to size a buffer for them once.
+    /// About the length of the templates' JSON text (a little more for an application with one
+    /// executor and no subcharts), to size a buffer for them once.
     pub fn size_hint(&self) -> usize {
-        (self.0.apps.iter())
-            .map(|a| TEMPLATE_BYTES_PER_APPLICATION + 4 * a.key.len() + a.template.len())
+        let group = &self.0;
+        (group.spec.applications.iter().zip(&group.apps))
+            .map(|(app, names)| {
+                let dependencies = (app.dependencies.iter()).map(|d| d.len() + 3);
+                TEMPLATE_BYTES_PER_APPLICATION
+                    + 4 * names.key.len()
+                    + names.template.len()
+                    + dependencies.sum::<usize>()
+            })
             .sum::<usize>()
             + TEMPLATE_BYTES_FIXED
     }
 }
 
 /// The JSON text of one application's DAG template and entry task, beyond its names.
-const TEMPLATE_BYTES_PER_APPLICATION: usize = 300;
+const TEMPLATE_BYTES_PER_APPLICATION: usize = 260;
 /// The JSON text of the templates every group has (`entry` and the executor's).
 const TEMPLATE_BYTES_FIXED: usize = 1_500;
 
