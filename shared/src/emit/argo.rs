@@ -211,13 +211,15 @@ struct Group<'a> {
     apps: Vec<AppNames>,
 }
 
-/// The task name, DAG template name and step times of one application.
+/// The task name, DAG template name and step budget of one application (the step times are
+/// written out per step: kept for every application they would take more than the rest).
 struct AppNames {
     /// [`app_key`].
     key: String,
     /// [`app_template`].
     template: String,
-    time: StepTime,
+    /// [`step_budget`].
+    budget: u64,
 }
 
 impl<'a> Group<'a> {
@@ -230,7 +232,7 @@ impl<'a> Group<'a> {
                 AppNames {
                     template: key_template(&key),
                     key,
-                    time: StepTime::of(app),
+                    budget: step_budget(app),
                 }
             })
             .collect();
@@ -364,9 +366,9 @@ fn chart_task<'s>(
     executors: &[Executor],
     extra: &mut Vec<Template<'s>>,
 ) -> Task<'s> {
-    let time = &names.time;
+    let budget = names.budget;
     if let [only] = executors {
-        let (template, arguments) = executor_call(app, only, &param, time);
+        let (template, arguments) = executor_call(app, only, &param, budget);
         return Task {
             arguments: Some(arguments),
             ..Task::new(key, template, deps)
@@ -383,7 +385,7 @@ fn chart_task<'s>(
         .enumerate()
         .filter(|(i, _)| exec_dag.is_first(*i))
         .map(|(i, e)| {
-            let (template, arguments) = executor_call(app, e, &param, time);
+            let (template, arguments) = executor_call(app, e, &param, budget);
             Task {
                 arguments: Some(arguments),
                 ..Task::new(app_key(&e.name), template, dependency_keys(&exec_dag, i))
@@ -492,7 +494,10 @@ struct StepTime {
 
 impl StepTime {
     fn of(app: &Application) -> Self {
-        let budget = step_budget(app);
+        Self::of_budget(step_budget(app))
+    }
+
+    fn of_budget(budget: u64) -> Self {
         Self {
             timeout: format!("{budget}s"),
             deadline: format!("{}s", budget + POD_GRACE_SECONDS),
@@ -505,10 +510,10 @@ fn executor_call<'s>(
     app: &Application,
     executor: &Executor,
     param: &Cow<'s, str>,
-    time: &'s StepTime,
+    budget: u64,
 ) -> (Cow<'static, str>, Arguments<'s>) {
-    let timeout = Cow::from(time.timeout.as_str());
-    let deadline = Cow::from(time.deadline.as_str());
+    let time = StepTime::of_budget(budget);
+    let (timeout, deadline) = (Cow::Owned(time.timeout), Cow::Owned(time.deadline));
     let encoded = || {
         Cow::Owned(format!(
             "{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}"
