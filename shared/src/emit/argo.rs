@@ -312,8 +312,16 @@ impl<'a> Group<'a> {
         used: &mut Vec<ExecutorType>,
     ) -> (Template<'_>, Vec<Template<'_>>) {
         let (app, names) = (&self.spec.applications[i], &self.apps[i]);
-        let executors = app.spec.executors();
-        for e in &executors {
+        // Borrowed when declared (always, once defaulted): no copy per application.
+        let implicit;
+        let executors = match app.spec.workflow.as_slice() {
+            [] => {
+                implicit = [Executor::default_helmrelease()];
+                &implicit[..]
+            }
+            declared => declared,
+        };
+        for e in executors {
             if let Some(t) = e.executor_type()
                 && !used.contains(&t)
             {
@@ -335,7 +343,7 @@ impl<'a> Group<'a> {
                 subchart_parameter(&names.key, &key).into(),
                 key.clone().into(),
                 dependency_keys(&sub_dag, k),
-                &executors,
+                executors,
                 &mut extra,
             ));
             sub_keys.push(key.into());
@@ -347,7 +355,7 @@ impl<'a> Group<'a> {
             key.into(),
             key.into(),
             sub_keys,
-            &executors,
+            executors,
             &mut extra,
         ));
         let dag = Template::dag(names.template.as_str().into(), tasks, None);
