@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
-use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY};
+use orkestra::api::resources::{HELM_RELEASE, HELM_REPOSITORY, ResourceType};
 use orkestra::live::executor::{self as rules, FIELD_MANAGER, FORCE_AT, StepManifest};
 use orkestra::live::helm_release::{Judgement, Outcome, Snapshot, Step, Target, Wait};
 use serde_json::Value;
@@ -587,17 +587,13 @@ async fn delete(
     settings: &Settings,
     log: &Log,
 ) -> Result<(), Stop> {
-    let releases = Api::<DynamicObject>::namespaced_with(
-        client.clone(),
+    let release = Removal::new(
+        client,
+        HELM_RELEASE,
         &manifest.namespace,
-        &HELM_RELEASE.api_resource(),
+        &manifest.name,
+        &log.object,
     );
-    let release = Removal {
-        api: releases,
-        kind: "HelmRelease",
-        name: &manifest.name,
-        object: &log.object,
-    };
     match release.remove(settings, log).await? {
         Removed::Absent => step_event!(
             log,
@@ -653,26 +649,17 @@ async fn delete_repository_if_unused(
         );
         return Ok(());
     }
-    let repository = Removal {
-        api: Api::<DynamicObject>::namespaced_with(
-            client.clone(),
-            &namespace,
-            &HELM_REPOSITORY.api_resource(),
-        ),
-        kind: "HelmRepository",
-        name: &name,
-        object: &object,
-    };
+    let repository = Removal::new(client, HELM_REPOSITORY, &namespace, &name, &object);
     if repository.remove(settings, log).await? != Removed::Absent {
         step_event!(log, info, "repository-deleted", helmRepository = %object);
     }
     Ok(())
 }
 
-/// One object the delete removes: its API, kind and name.
+/// One object the delete removes: its resource type, API and name.
 struct Removal<'a> {
+    resource: ResourceType,
     api: Api<DynamicObject>,
-    kind: &'static str,
     name: &'a str,
     /// `namespace/name`, as the lines and messages name it.
     object: &'a str,
@@ -688,11 +675,27 @@ enum Removed {
     Replaced,
 }
 
-impl Removal<'_> {
+impl<'a> Removal<'a> {
+    fn new(
+        client: &Client,
+        resource: ResourceType,
+        namespace: &str,
+        name: &'a str,
+        object: &'a str,
+    ) -> Self {
+        let api = Api::namespaced_with(client.clone(), namespace, &resource.api_resource());
+        Removal {
+            resource,
+            api,
+            name,
+            object,
+        }
+    }
+
     /// Deletes the object and reads it every interval until it is gone, saying what holds it
     /// whenever that changes; at the deadline, a timeout naming what is left.
     async fn remove(&self, settings: &Settings, log: &Log) -> Result<Removed, Stop> {
-        let what = format!("reading {} {}", self.kind, self.object);
+        let what = format!("reading {} {}", self.resource.kind, self.object);
         let Some(existing) = settings
             .call(&what, self.api.get_opt(self.name))
             .await?
@@ -701,7 +704,7 @@ impl Removal<'_> {
             return Ok(Removed::Absent);
         };
         let uid = existing.uid();
-        let deleting = format!("deleting {} {}", self.kind, self.object);
+        let deleting = format!("deleting {} {}", self.resource.kind, self.object);
         match settings
             .call(
                 &deleting,
@@ -733,7 +736,7 @@ impl Removal<'_> {
             }
             if settings.remaining().is_zero() {
                 return Err(Stop::TimedOut(rules::delete_timed_out_message(
-                    self.kind,
+                    self.resource.kind,
                     self.object,
                     settings.timeout,
                     last.as_deref(),
@@ -746,7 +749,7 @@ impl Removal<'_> {
     /// A `deleting` line for the HelmRelease (the run's own object), `repository-deleting` for
     /// its HelmRepository.
     fn progress(&self, log: &Log, left: &str) {
-        if self.kind == "HelmRelease" {
+        if self.resource == HELM_RELEASE {
             step_event!(log, info, "deleting", message = left);
         } else {
             step_event!(
