@@ -198,7 +198,7 @@ impl Admission {
         }
         // One typed pass reads the request's fields and finds its objects, kept as text. A body
         // that does not fit the types is read again, leniently, to say what is wrong and where.
-        let review = match serde_json::from_slice::<Review<'_>>(body) {
+        let review = match orkestra::input::parse::from_json_bytes::<Review<'_>>(body) {
             Ok(review) => review,
             Err(_) => match explain(body) {
                 Ok(review) => review,

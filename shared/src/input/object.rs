@@ -68,7 +68,7 @@ impl Source<'_> {
             spec: Option<ApplicationGroupSpec>,
         }
         Ok(match self {
-            Source::Json(text) => match serde_json::from_slice::<SpecOnly>(text) {
+            Source::Json(text) => match parse::from_json_bytes::<SpecOnly>(text) {
                 Ok(object) => object.spec.ok_or_else(parse::no_spec),
                 // Something does not fit the types: the value path says what and where.
                 Err(_) => parse::read_spec(&serde_json::from_slice::<Value>(text)?),
@@ -99,12 +99,16 @@ struct Metadata {
 fn read_text(text: &[u8]) -> Result<GroupObject, NotJson> {
     // One pass: the typed spec, and the spec's fields the types do not know.
     let mut findings = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let typed = serde_ignored::deserialize(&mut de, |path| {
-        findings.extend(schema::unknown_in_spec(&path));
-    })
-    .and_then(|typed: Typed<'_>| de.end().map(|()| typed));
-    let Ok(typed) = typed else {
+    // UTF-8 checked once here rather than string by string (see `parse::from_json_bytes`).
+    let typed = std::str::from_utf8(text).ok().and_then(|text| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_ignored::deserialize(&mut de, |path| {
+            findings.extend(schema::unknown_in_spec(&path));
+        })
+        .and_then(|typed: Typed<'_>| de.end().map(|()| typed))
+        .ok()
+    });
+    let Some(typed) = typed else {
         // Something does not fit the types: the value path says what and where.
         let value: Value = serde_json::from_slice(text)?;
         return Ok(read_value(&value, text.len()));

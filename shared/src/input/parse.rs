@@ -16,6 +16,16 @@ pub struct SpecError {
     pub message: String,
 }
 
+/// Reads JSON bytes into `T`, checking UTF-8 once for the whole text rather than string by
+/// string as [`serde_json::from_slice`] does (about a fifth of a typed read of a group). Text that
+/// is not UTF-8 is read by `from_slice` after all, for its error and position.
+pub fn from_json_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// Reads `spec` of an ApplicationGroup object into the typed API; a spec beyond the [`limits`]
 /// is refused.
 pub fn parse_spec(object: &Value) -> Result<ApplicationGroupSpec, SpecError> {
@@ -126,6 +136,18 @@ pub fn custom_image(executor: &Executor) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_bytes_read_as_text_and_bad_utf8_is_placed() {
+        let v: Value = from_json_bytes(b"{\"name\": \"caf\\u00e9\", \"x\": \"\xc3\xa9\"}")
+            .expect("UTF-8 JSON");
+        assert_eq!(v, json!({"name": "café", "x": "é"}));
+        // A stray byte in the second line's string: the error says where, as from_slice does.
+        let e = from_json_bytes::<Value>(b"{\n \"a\": \"\xff\"}")
+            .expect_err("not UTF-8")
+            .to_string();
+        assert_eq!(e, "invalid unicode code point at line 2 column 8");
+    }
 
     #[test]
     fn type_errors_name_the_field() {
