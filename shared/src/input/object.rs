@@ -4,7 +4,9 @@
 //!
 //! The webhook's path is the text: one typed pass reads the kind, the name and the spec, skipping
 //! everything else (metadata's managed fields, the status) without building it, and the
-//! generated templates are kept as text ([`crate::api::Templates`]). No `serde_json::Value` of
+//! generated templates are kept as text ([`crate::api::Templates`]). The pass notes whether the
+//! spec has fields its types do not define; only a spec that has is read a second time, to name
+//! them with their paths (see [`typed_read`]). No `serde_json::Value` of
 //! the object is built, unless the spec does not fit the types: then the text is read again as
 //! a value to name the field at fault (errors are rare, and that path is the value path).
 
@@ -15,6 +17,7 @@ use serde_json::value::RawValue;
 use crate::api::ApplicationGroupSpec;
 use crate::input::parse::{self, SpecError};
 use crate::input::schema;
+use crate::input::skipped::Flagged;
 
 /// Where an object is read from.
 #[derive(Clone, Copy, Debug)]
@@ -84,7 +87,7 @@ struct Typed<'a> {
     kind: Option<String>,
     #[serde(default)]
     metadata: Metadata,
-    spec: Option<ApplicationGroupSpec>,
+    spec: Option<Flagged<ApplicationGroupSpec>>,
     #[serde(borrow)]
     status: Option<&'a RawValue>,
 }
@@ -97,24 +100,18 @@ struct Metadata {
 }
 
 fn read_text(text: &[u8]) -> Result<GroupObject, NotJson> {
-    // One pass: the typed spec, and the spec's fields the types do not know.
-    let mut findings = Vec::new();
     // UTF-8 checked once here rather than string by string (see `parse::from_json_bytes`).
-    let typed = std::str::from_utf8(text).ok().and_then(|text| {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_ignored::deserialize(&mut de, |path| {
-            findings.extend(schema::unknown_in_spec(&path));
-        })
-        .and_then(|typed: Typed<'_>| de.end().map(|()| typed))
+    let typed = std::str::from_utf8(text)
         .ok()
-    });
-    let Some(typed) = typed else {
+        .and_then(|text| typed_read(text).ok());
+    let Some((typed, mut findings)) = typed else {
         // Something does not fit the types: the value path says what and where.
         let value: Value = serde_json::from_slice(text)?;
         return Ok(read_value(&value, text.len()));
     };
+    let spec = typed.spec.map(|spec| spec.value);
     let mut report = |path, message| findings.push((path, message));
-    if let Some(spec) = &typed.spec {
+    if let Some(spec) = &spec {
         schema::below_minimum(spec, &mut report);
     }
     if let Some(status) = typed.status {
@@ -129,10 +126,36 @@ fn read_text(text: &[u8]) -> Result<GroupObject, NotJson> {
         kind: typed.kind,
         name: typed.metadata.name.unwrap_or_default(),
         generate_name: typed.metadata.generate_name,
-        spec: typed.spec.ok_or_else(parse::no_spec),
+        spec: spec.ok_or_else(parse::no_spec),
         bytes: text.len(),
         schema_findings: findings,
     })
+}
+
+/// The typed pass, and the spec's fields its types do not know. The usual spec has none: it is
+/// read once, only noting whether anything was skipped ([`Flagged`]). When something was, the
+/// text is read again with the path of every skipped field (`serde_ignored`, which allocates
+/// each key it passes) to name them.
+fn typed_read(text: &str) -> serde_json::Result<(Typed<'_>, Vec<(String, String)>)> {
+    let typed: Typed<'_> = serde_json::from_str(text)?;
+    if !typed.spec.as_ref().is_some_and(|spec| spec.skipped) {
+        return Ok((typed, Vec::new()));
+    }
+    let mut findings = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let typed = serde_ignored::deserialize(&mut de, |path| {
+        findings.extend(schema::unknown_in_spec(&path));
+    })?;
+    de.end()?;
+    Ok((typed, findings))
+}
+
+/// Whether the first, unnamed read of `text` finds that the spec has fields its types do not
+/// define (`None`: the text does not fit the types).
+#[cfg(test)]
+pub(crate) fn spec_skips_fields(text: &str) -> Option<bool> {
+    let typed: Typed<'_> = serde_json::from_str(text).ok()?;
+    Some(typed.spec.is_some_and(|spec| spec.skipped))
 }
 
 fn read_value(value: &Value, bytes: usize) -> GroupObject {

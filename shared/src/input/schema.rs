@@ -397,4 +397,151 @@ mod tests {
             ]
         );
     }
+
+    /// Every object of the schema whose fields it lists, below `path` (lists as `[]`).
+    fn objects(node: &Node, path: String, out: &mut std::collections::BTreeSet<String>) {
+        if node.free {
+            return;
+        }
+        for (k, child) in node.properties.iter().flatten() {
+            objects(child, format!("{path}.{k}"), out);
+        }
+        if node.properties.is_some() {
+            out.insert(path.clone());
+        }
+        if let Some(items) = &node.items {
+            objects(items, format!("{path}[]"), out);
+        }
+    }
+
+    /// Every object in `value` the schema lists the fields of: (JSON pointer, field path,
+    /// schema path).
+    fn places(
+        node: &Node,
+        value: &Value,
+        at: (String, String, String),
+        out: &mut Vec<(String, String, String)>,
+    ) {
+        if node.free {
+            return;
+        }
+        let (pointer, path, schema_path) = at;
+        match value {
+            Value::Object(fields) => {
+                let Some(props) = &node.properties else {
+                    return;
+                };
+                for (k, v) in fields {
+                    if let Some(child) = props.get(k) {
+                        let at = (
+                            format!("{pointer}/{k}"),
+                            format!("{path}.{k}"),
+                            format!("{schema_path}.{k}"),
+                        );
+                        places(child, v, at, out);
+                    }
+                }
+                out.push((pointer, path, schema_path));
+            }
+            Value::Array(items) => {
+                let Some(node) = node.items.as_deref() else {
+                    return;
+                };
+                for (i, v) in items.iter().enumerate() {
+                    let at = (
+                        format!("{pointer}/{i}"),
+                        format!("{path}[{i}]"),
+                        format!("{schema_path}[]"),
+                    );
+                    places(node, v, at, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A group with every object of the schema in it, each field set.
+    fn everything() -> Value {
+        let condition = json!({"type": "Ready", "status": "True", "reason": "Done", "message": "m",
+            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1});
+        let chart_status =
+            json!({"error": "e", "version": "1.0.0", "staged": true, "conditions": [condition]});
+        json!({"apiVersion": "orkestra.azure.microsoft.com/v1alpha1", "kind": "ApplicationGroup",
+            "metadata": {"name": "all", "labels": {"a": "b"}},
+            "spec": {
+                "interval": "1m",
+                "releasePolicy": {"automatic": true, "rollbackOnFailure": true},
+                "workflowTemplate": {"namespace": "orkestra", "serviceAccountName": "orkestra",
+                    "parallelism": 2, "podGC": {"strategy": "OnPodSuccess"}, "executorImage": "i:1",
+                    "activeDeadlineSeconds": 60, "templates": [{"name": "t", "anything": {"x": 1}}]},
+                "applications": [{"name": "a", "dependencies": [],
+                    "spec": {"gate": true,
+                        "chart": {"url": "https://c", "name": "c", "version": "1.0.0",
+                            "authSecretRef": {"apiVersion": "v1", "kind": "Secret", "name": "s",
+                                "namespace": "n", "fieldPath": "f", "resourceVersion": "1", "uid": "u"}},
+                        "release": {"interval": "1m", "targetNamespace": "n", "timeout": "5m",
+                            "values": {"free": {"deep": 1}}, "install": {"x": 1}, "upgrade": {"x": 1},
+                            "rollback": {"x": 1}, "uninstall": {"x": 1}},
+                        "subcharts": [{"name": "s", "dependencies": [], "version": "1.0.0"}],
+                        "workflow": [{"name": "w", "dependencies": [], "type": "custom",
+                            "image": {"image": "busybox:1"}, "params": {"x": 1}}]}}]},
+            "status": {"observedGeneration": 1, "lastSucceededGeneration": 1, "conditions": [condition],
+                "applications": [{"name": "a", "error": "e", "version": "1.0.0", "staged": true,
+                    "conditions": [condition], "subcharts": {"s": chart_status}}]}})
+    }
+
+    #[test]
+    fn an_unknown_field_is_found_in_every_object_of_the_spec_and_the_status() {
+        use crate::input::object::Source;
+        let group = everything();
+        let text = serde_json::to_vec(&group).unwrap_or_default();
+        let clean = Source::Json(&text).read().expect("JSON");
+        assert!(clean.spec.is_ok(), "{:?}", clean.spec);
+        assert_eq!(clean.schema_findings, vec![], "the group is clean");
+        // A clean spec is read once: the read that names fields is not taken.
+        let text_of = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        assert_eq!(
+            crate::input::object::spec_skips_fields(&text_of(&text)),
+            Some(false)
+        );
+
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut found = Vec::new();
+        for root in ["spec", "status"] {
+            let node = SCHEMA
+                .at(&[Step::Key(Key::Borrowed(root))])
+                .expect("in the schema");
+            objects(node, root.into(), &mut wanted);
+            let at = (format!("/{root}"), root.to_string(), root.to_string());
+            places(node, &group[root], at, &mut found);
+        }
+        let mut covered = std::collections::BTreeSet::new();
+        for (pointer, path, schema_path) in found {
+            let mut object = group.clone();
+            if let Some(Value::Object(fields)) = object.pointer_mut(&pointer) {
+                fields.insert("zzUnknownField".into(), json!({"deep": [1]}));
+            }
+            let text = serde_json::to_vec(&object).unwrap_or_default();
+            let read = Source::Json(&text).read().expect("JSON");
+            // The spec's are found by the typed read, the status' by the schema walk.
+            assert_eq!(
+                crate::input::object::spec_skips_fields(&text_of(&text)),
+                Some(pointer.starts_with("/spec")),
+                "{pointer}"
+            );
+            assert_eq!(
+                read.schema_findings,
+                vec![(
+                    format!("{path}.zzUnknownField"),
+                    "unknown field \"zzUnknownField\"".to_string()
+                )],
+                "{pointer}"
+            );
+            covered.insert(schema_path);
+        }
+        assert_eq!(
+            covered, wanted,
+            "everything() needs an object at each of these"
+        );
+    }
 }
