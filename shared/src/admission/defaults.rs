@@ -9,6 +9,9 @@
 //! defaults it and records each default as a patch operation whose value is JSON text, so the
 //! patch is written without building the object, or the templates, as `serde_json::Value`s.
 
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -18,6 +21,7 @@ use crate::api::defaults::{
 };
 use crate::api::{ApplicationGroupSpec, ApplicationSpec, Executor, Templates, WorkflowTemplate};
 use crate::emit::argo::{self, Settings};
+use crate::emit::json::{self, Json};
 use crate::input::object::{NotJson, Source};
 use crate::input::parse::{self, SpecError};
 use crate::naming;
@@ -100,47 +104,51 @@ impl Patch {
 
     /// Adds an `add` of `value` at the field `path` (its tokens unescaped).
     pub fn add(&mut self, path: &[&str], value: &(impl Serialize + ?Sized)) {
-        self.add_under("", path, value);
+        // Serializing into a vector fails only for maps with non-string keys, none here.
+        self.add_with("", path, |out| serde_json::to_writer(out, value).is_ok());
     }
 
-    /// Adds an `add` of `value` at the field `path` under `prefix` (a JSON pointer).
-    fn add_under(&mut self, prefix: &str, path: &[&str], value: &(impl Serialize + ?Sized)) {
+    /// Adds an `add` of `value`, which writes its own JSON text, at the field `path` under
+    /// `prefix`.
+    fn add_json_under(&mut self, prefix: &str, path: &[&str], value: &(impl Json + ?Sized)) {
+        self.add_with(prefix, path, |out| {
+            value.write_json(out);
+            true
+        });
+    }
+
+    /// Adds an `add` at the field `path` under `prefix` (a JSON pointer) whose value `write`
+    /// writes into the patch; taken back when `write` fails.
+    fn add_with(&mut self, prefix: &str, path: &[&str], write: impl FnOnce(&mut Vec<u8>) -> bool) {
         let start = self.begin(prefix, path);
-        // Serializing into a vector fails only for maps with non-string keys, none here.
-        match serde_json::to_writer(&mut self.json, value) {
-            Ok(()) => self.end(),
-            Err(_) => self.json.truncate(start),
+        if write(&mut self.json) {
+            self.end();
+        } else {
+            self.json.truncate(start);
         }
     }
 
-    /// Adds an `add` of the templates at `path`, unless they are `current`'s. The text is
-    /// compared as it is written, and copied into the patch only from where it departs from
-    /// `current`'s, so already-defaulted templates are never copied.
+    /// Adds an `add` of the templates at `path`, unless they are `current`'s. They are written
+    /// into the patch and taken back when they are the same text (or else the same values).
     fn add_templates(
         &mut self,
         path: &[&str],
         templates: &argo::Generated<'_>,
         current: Option<&Templates>,
     ) {
-        let Some(current) = current else {
-            return self.add(path, templates);
-        };
         let start = self.begin("", path);
         let value_start = self.json.len();
-        let mut out = Compared {
-            expected: current.as_json().get().as_bytes(),
-            same: Some(0),
-            out: &mut self.json,
-        };
-        let written = serde_json::to_writer(&mut out, templates).is_ok();
-        let unchanged = out.unchanged()
-            || std::str::from_utf8(self.json.get(value_start..).unwrap_or_default())
+        templates.write_json(&mut self.json);
+        let written = self.json.get(value_start..).unwrap_or_default();
+        let unchanged = current.is_some_and(|current| {
+            current.as_json().get().as_bytes() == written
                 // Another text may still hold the same values.
-                .is_ok_and(|text| current.same_as_json(text));
-        if written && !unchanged {
-            self.end();
-        } else {
+                || std::str::from_utf8(written).is_ok_and(|text| current.same_as_json(text))
+        });
+        if unchanged {
             self.json.truncate(start);
+        } else {
+            self.end();
         }
     }
 
@@ -156,6 +164,10 @@ impl Patch {
         self.pointer.push_str(prefix);
         for token in path {
             self.pointer.push('/');
+            if !token.contains(['~', '/']) {
+                self.pointer.push_str(token);
+                continue;
+            }
             for c in token.chars() {
                 match c {
                     '~' => self.pointer.push_str("~0"),
@@ -164,8 +176,7 @@ impl Patch {
                 }
             }
         }
-        // A string always serializes.
-        let _ = serde_json::to_writer(&mut self.json, self.pointer.as_str());
+        json::string(&mut self.json, &self.pointer);
         self.json.extend_from_slice(br#","value":"#);
         start
     }
@@ -174,42 +185,6 @@ impl Patch {
     fn end(&mut self) {
         self.json.push(b'}');
         self.len += 1;
-    }
-}
-
-/// Writes into `out` only once the text departs from `expected`: while it matches, `same`
-/// counts the bytes matched (`None` once it departed, or with nothing to compare with).
-struct Compared<'a> {
-    expected: &'a [u8],
-    same: Option<usize>,
-    out: &'a mut Vec<u8>,
-}
-
-impl Compared<'_> {
-    /// True when everything written was exactly `expected`.
-    fn unchanged(&self) -> bool {
-        self.same == Some(self.expected.len())
-    }
-}
-
-impl std::io::Write for Compared<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Some(n) = self.same {
-            if self.expected.get(n..n + buf.len()) == Some(buf) {
-                self.same = Some(n + buf.len());
-                return Ok(buf.len());
-            }
-            // Departed: what matched so far is written first.
-            self.out
-                .extend_from_slice(self.expected.get(..n).unwrap_or_default());
-            self.same = None;
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -263,20 +238,22 @@ const OPERATIONS_BYTES_PER_APPLICATION: usize = 200;
 fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
     let mut wt = workflow_settings(spec);
     let settings = template_settings(&wt);
+    let mut base = String::new();
     for (i, app) in spec.applications.iter_mut().enumerate() {
         // An application without a spec is left alone: there is no object to add the defaults
         // to, and validation reports what it lacks.
         if app.spec == ApplicationSpec::default() {
             continue;
         }
-        let base = match patch {
-            Some(_) => format!("/spec/applications/{i}/spec"),
-            None => String::new(),
-        };
+        if patch.is_some() {
+            base.clear();
+            // Writing into a string cannot fail.
+            let _ = write!(base, "/spec/applications/{i}/spec");
+        }
         // Each default is recorded as an `add` of its field, once, where it is filled.
         let mut record = |field: &[&str], value: &str| {
             if let Some(p) = patch.as_deref_mut() {
-                p.add_under(&base, field, value);
+                p.add_json_under(&base, field, value);
             }
         };
         if let Some(chart) = app.spec.chart.as_mut() {
@@ -307,7 +284,10 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
         if app.spec.workflow.is_empty() {
             app.spec.workflow = vec![Executor::default_helmrelease()];
             if let Some(p) = patch.as_deref_mut() {
-                p.add_under(&base, &["workflow"], &app.spec.workflow);
+                p.add_with(&base, &["workflow"], |out| {
+                    out.extend_from_slice(&DEFAULT_WORKFLOW);
+                    true
+                });
             }
         }
     }
@@ -326,6 +306,13 @@ fn fill(spec: &mut ApplicationGroupSpec, mut patch: Option<&mut Patch>) {
     }
 }
 
+/// The JSON text of the workflow an application without one gets (the same for all: written
+/// once).
+static DEFAULT_WORKFLOW: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    // Serializing into a vector fails only for maps with non-string keys, none here.
+    serde_json::to_vec(&[Executor::default_helmrelease()]).unwrap_or_default()
+});
+
 /// About the length of the group-level settings as patch operations.
 const SETTINGS_BYTES: usize = 400;
 
@@ -342,18 +329,20 @@ fn record_settings(
         patch.reserve(templates.size_hint() + SETTINGS_BYTES);
     }
     let Some(current) = current else {
-        /// The whole settings with the templates.
-        #[derive(Serialize)]
-        struct Whole<'a> {
-            #[serde(flatten)]
-            settings: &'a WorkflowTemplate,
-            templates: &'a argo::Generated<'a>,
-        }
-        let whole = Whole {
-            settings: filled,
-            templates,
-        };
-        patch.add(&["spec", "workflowTemplate"], &whole);
+        // The whole settings, then the templates (`filled` has none of its own).
+        patch.add_with("", &["spec", "workflowTemplate"], |out| {
+            let written = serde_json::to_writer(&mut *out, filled).is_ok();
+            if !written || out.pop() != Some(b'}') {
+                return false;
+            }
+            if out.last() != Some(&b'{') {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#""templates":"#);
+            templates.write_json(out);
+            out.push(b'}');
+            true
+        });
         return;
     };
     fn field(name: &str) -> [&str; 3] {

@@ -7,8 +7,9 @@
 //! steps are container templates: ours (`kubectl-orkestra executor helmrelease`), keptn's, or the
 //! user's own image.
 //!
-//! The templates are typed ([`template`]) and written straight to JSON ([`templates_json`]): for a
-//! large group, building `serde_json::Value` maps would cost several times their serialization.
+//! The templates are typed ([`template`]) and written straight to JSON text by hand
+//! ([`crate::emit::json`], [`generated`]): for a large group, building `serde_json::Value` maps
+//! would cost several times their text, and serde's serializer about twice what writing it does.
 //!
 //! The templates stay small enough to live in the group object: a step's HelmRelease manifest is
 //! not written into it. Our executor reads it from the group's revision (the ControllerRevision
@@ -27,6 +28,7 @@ use crate::api::defaults::RELEASE_TIMEOUT;
 use crate::api::{Application, ApplicationGroupSpec, Executor, ExecutorType, Release, Subchart};
 use crate::duration;
 use crate::emit::flux;
+use crate::emit::json::{self, Json};
 use crate::graph::{self, Dag};
 use crate::input::parse;
 use crate::naming;
@@ -35,8 +37,8 @@ use crate::naming::DNS1123_LABEL_MAX;
 pub mod template;
 
 use template::{
-    Arguments, Capabilities, Container, InputParameter, Inputs, Limits, Parameter, Requests,
-    Resources, RetryStrategy, SeccompProfile, SecurityContext, Task, Template,
+    Arguments, Capabilities, Container, InputParameter, Inputs, Limits, Parameter, ParameterValue,
+    Requests, Resources, RetryStrategy, SeccompProfile, SecurityContext, Task, Template,
 };
 
 /// Workflow `apiVersion`.
@@ -144,24 +146,20 @@ fn dependency_keys(dag: &Dag, i: usize) -> Vec<Cow<'static, str>> {
 /// Every template that releases the group, in a stable order: `entry`, the application DAGs,
 /// then the executor containers.
 pub fn templates(spec: &ApplicationGroupSpec, settings: &Settings) -> Vec<Value> {
-    let mut out = Vec::new();
-    let _ = Group::new(spec, settings).each_template(&mut |t| {
-        out.push(t.to_value());
-        Ok::<(), std::convert::Infallible>(())
-    });
-    out
+    // Cannot fail: the text is a JSON list (empty if it were not).
+    serde_json::from_slice(&json::to_vec(&generated(spec, settings))).unwrap_or_default()
 }
 
 /// The JSON array of [`templates`] (compact, object keys sorted as the API server stores them),
 /// written straight from the typed templates.
 pub fn templates_json(spec: &ApplicationGroupSpec, settings: &Settings) -> Box<RawValue> {
-    // Cannot fail: the templates hold only strings, numbers and booleans (`null` if it did).
-    serde_json::value::to_raw_value(&generated(spec, settings)).unwrap_or_default()
+    // Cannot fail: the text is a JSON list (`null` if it were not).
+    RawValue::from_string(json::to_string(&generated(spec, settings))).unwrap_or_default()
 }
 
-/// The templates that release `spec`, to serialize: each is generated, written and dropped in
-/// turn, so a large group's templates never exist all at once as structs. Serialized, it is the
-/// JSON array of [`templates`].
+/// The templates that release `spec`, to write as JSON ([`Json`]): each is generated, written
+/// and dropped in turn, so a large group's templates never exist all at once as structs. Written,
+/// it is the JSON array of [`templates`].
 pub fn generated<'a>(spec: &'a ApplicationGroupSpec, settings: &'a Settings) -> Generated<'a> {
     Generated(Group::new(spec, settings))
 }
@@ -192,12 +190,18 @@ const TEMPLATE_BYTES_PER_APPLICATION: usize = 260;
 /// The JSON text of the templates every group has (`entry` and the executor's).
 const TEMPLATE_BYTES_FIXED: usize = 1_500;
 
-impl serde::Serialize for Generated<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = serializer.serialize_seq(None)?;
-        self.0.each_template(&mut |t| seq.serialize_element(&t))?;
-        seq.end()
+impl Json for Generated<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        let mut first = true;
+        self.0.each_template(&mut |t| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            t.write_json(out);
+        });
+        out.push(b']');
     }
 }
 
@@ -245,30 +249,30 @@ impl<'a> Group<'a> {
     }
 
     /// Calls `f` with every template, in the order of [`templates`].
-    fn each_template<E>(&self, f: &mut impl FnMut(Template<'_>) -> Result<(), E>) -> Result<(), E> {
+    fn each_template(&self, f: &mut impl FnMut(Template<'_>)) {
         f(Template::dag(
             ENTRYPOINT.into(),
             self.entry_tasks(),
             Some(self.settings.parallelism),
-        ))?;
+        ));
         let mut executors = Vec::new();
         for i in 0..self.apps.len() {
             if self.dag.is_first(i) {
                 let (dag, extra) = self.application_templates(i, &mut executors);
-                f(dag)?;
-                extra.into_iter().try_for_each(&mut *f)?;
+                f(dag);
+                extra.into_iter().for_each(&mut *f);
             }
         }
         if has_gates(self.spec) {
-            f(Template::suspend(GATE_TEMPLATE))?;
+            f(Template::suspend(GATE_TEMPLATE));
         }
-        f(helmrelease_template(&self.settings.executor_image))?;
+        f(helmrelease_template(&self.settings.executor_image));
         if executors.contains(&ExecutorType::Keptn) {
-            f(keptn_template())?;
+            f(keptn_template());
         }
         custom_templates(&self.spec.applications)
             .into_iter()
-            .try_for_each(f)
+            .for_each(f);
     }
 
     /// The `entry` DAG's tasks: one per application, after a gate when it asks for one.
@@ -467,13 +471,18 @@ pub fn step_budget(app: &Application) -> u64 {
 
 /// The executor's `--timeout` for one application's steps: [`step_budget`] as a duration.
 pub fn step_timeout(app: &Application) -> String {
-    StepTime::of(app).timeout
+    format!("{}s", step_budget(app))
 }
 
 /// Argo's own deadline for one step (the template's `timeout`): the executor's budget plus
 /// [`POD_GRACE_SECONDS`].
 pub fn step_deadline(app: &Application) -> String {
-    StepTime::of(app).deadline
+    format!("{}s", deadline(step_budget(app)))
+}
+
+/// Argo's deadline of a step whose executor has `budget` seconds.
+fn deadline(budget: u64) -> u64 {
+    budget + POD_GRACE_SECONDS
 }
 
 /// The Workflow parameter holding the manifest of one chart's release: the application's key,
@@ -494,25 +503,6 @@ fn subchart_parameter(app_key: &str, sub_key: &str) -> String {
 /// Suffix of the parameter holding the base64 HelmRelease that keptn and custom executors read.
 const BASE64_SUFFIX: &str = "--base64";
 
-/// The executor's budget and Argo's deadline of one application's steps.
-struct StepTime {
-    timeout: String,
-    deadline: String,
-}
-
-impl StepTime {
-    fn of(app: &Application) -> Self {
-        Self::of_budget(step_budget(app))
-    }
-
-    fn of_budget(budget: u64) -> Self {
-        Self {
-            timeout: format!("{budget}s"),
-            deadline: format!("{}s", budget + POD_GRACE_SECONDS),
-        }
-    }
-}
-
 /// The template an executor runs and the arguments it gets for one chart.
 fn executor_call<'s>(
     app: &Application,
@@ -520,12 +510,12 @@ fn executor_call<'s>(
     param: &Cow<'s, str>,
     budget: u64,
 ) -> (Cow<'static, str>, Arguments<'s>) {
-    let time = StepTime::of_budget(budget);
-    let (timeout, deadline) = (Cow::Owned(time.timeout), Cow::Owned(time.deadline));
+    use ParameterValue::{Seconds, Text};
+    let (timeout, deadline) = (Seconds(budget), Seconds(deadline(budget)));
     let encoded = || {
-        Cow::Owned(format!(
+        Text(Cow::Owned(format!(
             "{{{{workflow.parameters.{param}{BASE64_SUFFIX}}}}}"
-        ))
+        )))
     };
     match executor.executor_type() {
         Some(ExecutorType::Keptn) => {
@@ -536,8 +526,8 @@ fn executor_call<'s>(
                     ("helmrelease", encoded()),
                     ("timeout", timeout),
                     ("deadline", deadline),
-                    ("configMapName", cm_name.into()),
-                    ("configMapNamespace", cm_namespace.into()),
+                    ("configMapName", Text(cm_name.into())),
+                    ("configMapNamespace", Text(cm_namespace.into())),
                 ]),
             )
         }
@@ -554,7 +544,7 @@ fn executor_call<'s>(
                     ("helmrelease", encoded()),
                     ("timeout", timeout),
                     ("deadline", deadline),
-                    ("data", b64(&data).into()),
+                    ("data", Text(b64(&data).into())),
                 ]),
             )
         }
@@ -562,7 +552,7 @@ fn executor_call<'s>(
         Some(ExecutorType::HelmRelease) | None => (
             HELMRELEASE_TEMPLATE.into(),
             arguments([
-                ("chart", param.clone()),
+                ("chart", Text(param.clone())),
                 ("timeout", timeout),
                 ("deadline", deadline),
             ]),
@@ -570,7 +560,7 @@ fn executor_call<'s>(
     }
 }
 
-fn arguments<'a, const N: usize>(pairs: [(&'a str, Cow<'a, str>); N]) -> Arguments<'a> {
+fn arguments<'a, const N: usize>(pairs: [(&'a str, ParameterValue<'a>); N]) -> Arguments<'a> {
     Arguments {
         parameters: pairs
             .into_iter()
@@ -1017,8 +1007,9 @@ mod typed_tests {
     }
 
     #[test]
-    fn typed_fields_are_declared_in_the_order_the_api_server_writes_them() {
-        // A `Value` writes its keys sorted: the typed text must survive that round trip as is.
+    fn typed_fields_are_written_as_serde_json_writes_their_values() {
+        // A `Value` writes its keys sorted, as the API server does, and its strings escaped as
+        // serde_json escapes them: the hand-written text must survive that round trip as is.
         let group = |n: usize| {
             let apps: Vec<Value> = (0..n)
                 .map(|i| {
@@ -1031,10 +1022,17 @@ mod typed_tests {
             serde_json::to_string(&json!({ "applications": apps })).unwrap_or_default()
         };
         let generated = group(40);
-        let specs = GOLDEN
-            .iter()
-            .map(|(name, text, _)| (*name, *text))
-            .chain([("generated", generated.as_str())]);
+        // User strings that need escaping reach the templates through custom executors.
+        let escapes = serde_json::to_string(&json!({"applications": [{"name": "odd", "spec": {
+            "chart": {"url": "https://c", "name": "odd"},
+            "workflow": [{"name": "check", "type": "custom", "image": {
+                "image": "registry.example/\u{e9}t\u{e9}:\"1\"",
+                "command": ["sh", "-c", "printf 'a\\tb\\n' \"$0\"\n\t\u{1}\u{1f}\u{7f}", "\u{2603}"]}}]}}]}))
+        .unwrap_or_default();
+        let specs = GOLDEN.iter().map(|(name, text, _)| (*name, *text)).chain([
+            ("generated", generated.as_str()),
+            ("escapes", escapes.as_str()),
+        ]);
         for (name, text) in specs {
             let spec = spec(name, text);
             let json = templates_json(&spec, &settings(&spec));
@@ -1044,6 +1042,18 @@ mod typed_tests {
                 json.get(),
                 "{name}"
             );
+        }
+        let odd = templates_json(
+            &spec("escapes", &escapes),
+            &settings(&spec("escapes", &escapes)),
+        );
+        for escaped in [
+            "\\\"$0\\\"\\n\\t\\u0001\\u001f\u{7f}",
+            r"\\t",
+            "\u{2603}",
+            "\u{e9}t",
+        ] {
+            assert!(odd.get().contains(escaped), "{escaped} in {}", odd.get());
         }
     }
 }
