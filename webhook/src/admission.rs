@@ -212,12 +212,12 @@ impl Admission {
             return bad_request(&format!("request.uid is missing or empty: {NO_UID}"));
         }
         if let Err(reason) = check_review(review.api_version.as_deref(), review.kind.as_deref()) {
-            return malformed(req.uid, reason);
+            return malformed(req.uid.into_owned(), reason);
         }
         let gvk = &req.kind;
         if gvk.group != GROUP || gvk.kind != KIND || gvk.version != VERSION {
             return malformed(
-                req.uid.clone(),
+                req.uid.to_string(),
                 format!(
                     "this webhook admits {GROUP}/{VERSION} {KIND} only, not {}/{} {}: \
                      check the rules of the webhook configuration",
@@ -237,13 +237,13 @@ impl Admission {
             Some(o) if o.starts_with('{') => o,
             None => {
                 return malformed(
-                    req.uid.clone(),
+                    req.uid.to_string(),
                     format!("request.object is missing on a {:?}", req.operation),
                 );
             }
             Some(_) => {
                 return malformed(
-                    req.uid.clone(),
+                    req.uid.to_string(),
                     "request.object is not a JSON object".to_owned(),
                 );
             }

@@ -122,6 +122,25 @@ fn allowed_answer_echoes_uid() {
 }
 
 #[test]
+fn escaped_strings_in_the_review_are_read_as_json_says() {
+    // The review's strings are borrowed from the body unless they hold escapes: those are
+    // decoded, in the uid echoed back and in the fields checked.
+    let mut r = fixture(CREATE_BOOKINFO);
+    r["request"]["uid"] = json!("uid-\"quoted\"-\u{e9}");
+    r["request"]["userInfo"]["username"] = json!("tab\there");
+    let text = String::from_utf8(bytes(&r)).unwrap_or_default();
+    let text = text.replace("ApplicationGroup\"", "Application\\u0047roup\"");
+    assert!(
+        text.contains("\\u0047roup"),
+        "the kind is escaped in the body"
+    );
+    let a = fake(Enforcement::Deny, no_rules_broken).review(Endpoint::Validate, text.as_bytes());
+    let res = response(&a);
+    assert_eq!(res["uid"], "uid-\"quoted\"-\u{e9}");
+    assert_eq!(res["allowed"], true, "{res}");
+}
+
+#[test]
 fn denial_lists_every_violation_with_path_and_causes() {
     let a = fake(Enforcement::Deny, two_errors_one_warning)
         .review(Endpoint::Validate, CREATE_BOOKINFO.as_bytes());

@@ -6,48 +6,65 @@
 //! not fit them is read once more, leniently, to say what is wrong and where (see
 //! [`super::Admission::review`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use base64::display::Base64Display;
+use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize, Serializer};
+use orkestra::emit::json::{Json, Object};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// An AdmissionReview as the API server sends it.
+/// An AdmissionReview as the API server sends it. Strings are borrowed from the body where
+/// they hold no escapes, as they nearly always do.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Review<'a> {
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
+    #[serde(borrow)]
+    pub api_version: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub kind: Option<Text<'a>>,
     #[serde(borrow)]
     pub request: Option<Request<'a>>,
 }
+
+/// A string of the review.
+pub(super) type Text<'a> = Cow<'a, str>;
 
 /// `request` of an AdmissionReview: the fields the API defines, typed; its objects as text.
 /// Fields this webhook does not use are still checked for their type, as the API defines them.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Request<'a> {
-    pub uid: String,
-    pub kind: GroupVersionKind,
+    #[serde(borrow)]
+    pub uid: Text<'a>,
+    #[serde(borrow)]
+    pub kind: GroupVersionKind<'a>,
     #[allow(dead_code, reason = "checked for its type only")]
-    resource: GroupVersionResource,
+    #[serde(borrow)]
+    resource: GroupVersionResource<'a>,
     #[allow(dead_code, reason = "checked for its type only")]
-    sub_resource: Option<String>,
+    #[serde(borrow)]
+    sub_resource: Option<Text<'a>>,
     #[allow(dead_code, reason = "checked for its type only")]
-    request_kind: Option<GroupVersionKind>,
+    #[serde(borrow)]
+    request_kind: Option<GroupVersionKind<'a>>,
     #[allow(dead_code, reason = "checked for its type only")]
-    request_resource: Option<GroupVersionResource>,
+    #[serde(borrow)]
+    request_resource: Option<GroupVersionResource<'a>>,
     #[allow(dead_code, reason = "checked for its type only")]
-    request_sub_resource: Option<String>,
+    #[serde(borrow)]
+    request_sub_resource: Option<Text<'a>>,
     /// Empty for a CREATE that relies on `generateName`.
-    #[serde(default)]
-    pub name: String,
+    #[serde(default, borrow)]
+    pub name: Text<'a>,
     #[allow(dead_code, reason = "checked for its type only")]
-    namespace: Option<String>,
+    #[serde(borrow)]
+    namespace: Option<Text<'a>>,
     pub operation: Operation,
     #[allow(dead_code, reason = "checked for its type only")]
-    user_info: UserInfo,
+    #[serde(borrow)]
+    user_info: UserInfo<'a>,
     #[serde(borrow)]
     pub object: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -58,30 +75,38 @@ pub(super) struct Request<'a> {
 }
 
 #[derive(Deserialize)]
-pub(super) struct GroupVersionKind {
-    pub group: String,
-    pub version: String,
-    pub kind: String,
+pub(super) struct GroupVersionKind<'a> {
+    #[serde(borrow)]
+    pub group: Text<'a>,
+    #[serde(borrow)]
+    pub version: Text<'a>,
+    #[serde(borrow)]
+    pub kind: Text<'a>,
 }
 
 #[derive(Deserialize)]
-struct GroupVersionResource {
-    #[allow(dead_code, reason = "checked for its type only")]
-    group: String,
-    #[allow(dead_code, reason = "checked for its type only")]
-    version: String,
-    #[allow(dead_code, reason = "checked for its type only")]
-    resource: String,
+#[allow(dead_code, reason = "checked for its type only")]
+struct GroupVersionResource<'a> {
+    #[serde(borrow)]
+    group: Text<'a>,
+    #[serde(borrow)]
+    version: Text<'a>,
+    #[serde(borrow)]
+    resource: Text<'a>,
 }
 
 /// `authentication.k8s.io/v1` UserInfo.
 #[derive(Deserialize)]
 #[allow(dead_code, reason = "checked for its type only")]
-struct UserInfo {
-    username: Option<String>,
-    uid: Option<String>,
-    groups: Option<Vec<String>>,
-    extra: Option<BTreeMap<String, Vec<String>>>,
+struct UserInfo<'a> {
+    #[serde(borrow)]
+    username: Option<Text<'a>>,
+    #[serde(borrow)]
+    uid: Option<Text<'a>>,
+    #[serde(borrow)]
+    groups: Option<Vec<Text<'a>>>,
+    #[serde(borrow)]
+    extra: Option<BTreeMap<Text<'a>, Vec<Text<'a>>>>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,7 +150,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for AnyRequest<'a> {
                 // Every value read as text: that checks it is valid JSON and UTF-8, as the
                 // typed read would have.
                 let mut uid = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     let value = map.next_value::<&'de RawValue>()?;
                     if key == "uid" {
                         uid = Some(value);
@@ -164,24 +189,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for AnyRequest<'a> {
 }
 
 /// `response` of an answered AdmissionReview.
-#[derive(Serialize, Debug, Default)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(super) struct Response {
     pub uid: String,
     pub allowed: bool,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub audit_annotations: BTreeMap<&'static str, String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// An RFC 6902 patch as JSON, sent as standard base64 (the documented encoding of `[]byte`
     /// in JSON; kube-rs sends a number array, kube-rs/kube#1781).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "base64_text"
-    )]
     pub patch: Option<Vec<u8>>,
 }
 
@@ -204,57 +221,76 @@ impl Response {
 
     /// The whole AdmissionReview of this answer, as JSON.
     pub fn encode(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Wire<'a> {
-            api_version: &'static str,
-            kind: &'static str,
-            response: &'a Response,
-        }
-        let wire = Wire {
-            api_version: super::REVIEW_API_VERSION,
-            kind: "AdmissionReview",
-            response: self,
-        };
         // Sized for the patch, which is most of a large answer, so the buffer grows at most once.
         let patch = self.patch.as_ref().map_or(0, |p| p.len().div_ceil(3) * 4);
         let mut out = Vec::with_capacity(patch + 512);
-        // Strings, numbers and maps with string keys: writing into a Vec cannot fail. Should it
-        // ever, deny with the uid rather than panic.
-        match serde_json::to_writer(&mut out, &wire) {
-            Ok(()) => out,
-            Err(e) => {
-                let fallback = serde_json::json!({
-                    "apiVersion": super::REVIEW_API_VERSION,
-                    "kind": "AdmissionReview",
-                    "response": {"uid": self.uid, "allowed": false,
-                                 "status": {"code": 500, "message": format!("cannot encode answer: {e}")}},
-                });
-                serde_json::to_vec(&fallback).unwrap_or_default()
-            }
-        }
+        Object::new(&mut out)
+            .field("apiVersion", super::REVIEW_API_VERSION)
+            .field("kind", "AdmissionReview")
+            .field("response", self)
+            .end();
+        out
     }
 }
 
-fn base64_text<S: Serializer>(patch: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-    match patch {
-        Some(p) => s.collect_str(&Base64Display::new(p, &STANDARD)),
-        None => s.serialize_none(),
+impl Json for Response {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::new(out);
+        o.field("uid", &self.uid)
+            .field("allowed", &self.allowed)
+            .field("status", &self.status)
+            .optional("patchType", self.patch_type);
+        if !self.audit_annotations.is_empty() {
+            o.field("auditAnnotations", &Annotations(&self.audit_annotations));
+        }
+        if !self.warnings.is_empty() {
+            o.field("warnings", &self.warnings);
+        }
+        if let Some(patch) = &self.patch {
+            o.field("patch", &Base64(patch));
+        }
+        o.end();
+    }
+}
+
+/// The audit annotations, keys in order.
+struct Annotations<'a>(&'a BTreeMap<&'static str, String>);
+
+impl Json for Annotations<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::new(out);
+        for (key, value) in self.0 {
+            o.field(key, value);
+        }
+        o.end();
+    }
+}
+
+/// Bytes as a JSON string of their standard base64, written straight into the text: the
+/// alphabet needs no escaping.
+struct Base64<'a>(&'a [u8]);
+
+impl Json for Base64<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        let start = out.len();
+        out.resize(start + self.0.len().div_ceil(3) * 4, 0);
+        // The room is exactly the padded length, so encoding cannot run out of it.
+        let written = STANDARD
+            .encode_slice(self.0, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + written);
+        out.push(b'"');
     }
 }
 
 /// `meta/v1` Status, as the API server reads it in an answer.
-#[derive(Serialize, Debug, Default)]
+#[derive(Debug, Default)]
 pub(super) struct Status {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
-    #[serde(skip_serializing_if = "is_zero")]
     pub code: u16,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
-    #[serde(skip_serializing_if = "str::is_empty")]
     pub reason: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<StatusDetails>,
 }
 
@@ -270,25 +306,117 @@ impl Status {
     }
 }
 
-fn is_zero(code: &u16) -> bool {
-    *code == 0
+impl Json for Status {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::new(out);
+        o.optional("status", self.status);
+        if self.code != 0 {
+            o.field("code", &u64::from(self.code));
+        }
+        if !self.message.is_empty() {
+            o.field("message", &self.message);
+        }
+        if !self.reason.is_empty() {
+            o.field("reason", self.reason);
+        }
+        o.optional("details", self.details.as_ref()).end();
+    }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Debug)]
 pub(super) struct StatusDetails {
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub group: &'static str,
     pub kind: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
 }
 
-#[derive(Serialize, Debug)]
+impl Json for StatusDetails {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::new(out);
+        if !self.name.is_empty() {
+            o.field("name", &self.name);
+        }
+        o.field("group", self.group).field("kind", self.kind);
+        if !self.causes.is_empty() {
+            o.field("causes", &self.causes);
+        }
+        o.end();
+    }
+}
+
+#[derive(Debug)]
 pub(super) struct StatusCause {
     pub reason: &'static str,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub field: String,
+}
+
+impl Json for StatusCause {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut o = Object::new(out);
+        o.field("reason", self.reason);
+        if !self.message.is_empty() {
+            o.field("message", &self.message);
+        }
+        if !self.field.is_empty() {
+            o.field("field", &self.field);
+        }
+        o.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_written_as_the_api_server_reads_it() {
+        let mut res = Response::allowed("u-1");
+        res.allowed = false;
+        res.status = Status {
+            details: Some(StatusDetails {
+                name: "g".into(),
+                group: "orkestra.azure.microsoft.com",
+                kind: "ApplicationGroup",
+                causes: vec![StatusCause {
+                    reason: "FieldValueInvalid",
+                    message: "say \"no\"\n".into(),
+                    field: "spec.applications[0]".into(),
+                }],
+            }),
+            ..Status::failure(422, "Invalid", "bad\tgroup".into())
+        };
+        res.audit_annotations.insert("violations", "1".into());
+        res.warnings.push("ünïcode stays".into());
+        let res = res.with_patch(b"[{\"op\":\"add\"}]".to_vec());
+        let text = String::from_utf8(res.encode()).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u-1","allowed":false,"status":{"status":"Failure","code":422,"message":"bad\tgroup","reason":"Invalid","details":{"name":"g","group":"orkestra.azure.microsoft.com","kind":"ApplicationGroup","causes":[{"reason":"FieldValueInvalid","message":"say \"no\"\n","field":"spec.applications[0]"}]}},"patchType":"JSONPatch","auditAnnotations":{"violations":"1"},"warnings":["ünïcode stays"],"patch":"W3sib3AiOiJhZGQifV0="}}"#
+        );
+    }
+
+    #[test]
+    fn an_allowed_answer_says_only_that() {
+        let text = String::from_utf8(Response::allowed("u-2").encode()).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"u-2","allowed":true,"status":{}}}"#
+        );
+    }
+
+    #[test]
+    fn a_patch_of_any_length_is_its_padded_base64() {
+        for n in 0..10 {
+            let patch: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(37)).collect();
+            let mut out = Vec::new();
+            Base64(&patch).write_json(&mut out);
+            assert_eq!(
+                out,
+                format!("\"{}\"", STANDARD.encode(&patch)).into_bytes(),
+                "{n}"
+            );
+        }
+    }
 }
