@@ -86,6 +86,8 @@ struct Stats {
     errors: usize,
     unsent: usize,
     elapsed: Duration,
+    /// CPU time the server spent while the answers counted were measured.
+    server_cpu: Duration,
 }
 
 impl Stats {
@@ -98,7 +100,13 @@ impl Stats {
         self.errors += other.errors;
         self.unsent += other.unsent;
         self.elapsed += other.elapsed;
+        self.server_cpu += other.server_cpu;
         self.latencies.sort_unstable();
+    }
+
+    /// Server CPU time per answer, in microseconds.
+    fn cpu_us(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.latencies.len().max(1) as f64
     }
 
     fn pct(&self, p: f64) -> Duration {
@@ -247,8 +255,9 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         "closed loop (max throughput); each target alternates with the floor in {ROUNDS} rounds so \
          both see the same machine"
     );
+    println!("(CPU us: the server's user + system CPU time per answer; floor CPU: the floor's)");
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9} {:>9} {:>8}",
+        "{:<24} {:>9} {:>9} {:>9} {:>7} {:>12} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}",
         "target",
         "req/s",
         "p50 ms",
@@ -258,7 +267,9 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         "floor p99",
         "x floor",
         "goal",
-        "RSS MiB"
+        "RSS MiB",
+        "CPU us",
+        "floor CPU"
     );
     let mut peak_rss = 0;
     let mut hwm_during = 0;
@@ -278,14 +289,14 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
         let mut ts = Stats::default();
         let mut fs = Stats::default();
         let mut rss = 0;
+        let pid = if t.port == noop_port {
+            noop.0.id()
+        } else {
+            webhook.0.id()
+        };
         for _ in 0..ROUNDS {
-            fs.merge(closed_loop(&floor_target, &cfg, conns, secs / ROUNDS).await);
+            fs.merge(closed_loop(&floor_target, floor.0.id(), &cfg, conns, secs / ROUNDS).await);
             // RSS of the webhook, sampled every 50 ms while this target's load runs.
-            let pid = if t.port == noop_port {
-                noop.0.id()
-            } else {
-                webhook.0.id()
-            };
             let max = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let sampler = {
                 let max = Arc::clone(&max);
@@ -296,7 +307,7 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
                     }
                 })
             };
-            ts.merge(closed_loop(t, &cfg, conns, secs / ROUNDS).await);
+            ts.merge(closed_loop(t, pid, &cfg, conns, secs / ROUNDS).await);
             sampler.abort();
             rss = rss.max(max.load(std::sync::atomic::Ordering::Relaxed));
             if t.port == webhook_port {
@@ -313,7 +324,7 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             None => "-".to_string(),
         };
         println!(
-            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2} {:>9} {:>8.1}",
+            "{:<24} {:>9.0} {:>9.3} {:>9.3} {:>7} {:>12.0} {:>9.3} {:>9.2} {:>9} {:>8.1} {:>9.1} {:>9.1}",
             t.name,
             ts.rps(),
             ms(ts.pct(0.50)),
@@ -323,7 +334,9 @@ async fn run(secs: Duration, conns: usize) -> anyhow::Result<()> {
             ms(fs.pct(0.99)),
             ratio,
             goal,
-            mib(rss)
+            mib(rss),
+            ts.cpu_us(),
+            fs.cpu_us()
         );
     }
     println!();
@@ -475,6 +488,7 @@ fn in_process(small: &Bytes, large: &Bytes) {
 
 async fn closed_loop(
     t: &Target,
+    server: u32,
     cfg: &Arc<rustls::ClientConfig>,
     conns: usize,
     secs: Duration,
@@ -483,6 +497,13 @@ async fn closed_loop(
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + secs;
+    // The server's CPU time over the measured window only.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before = cpu_time(server);
+        tokio::time::sleep_until(end.into()).await;
+        cpu_time(server).saturating_sub(before)
+    });
     let mut tasks = Vec::new();
     for _ in 0..conns {
         let (cfg, body, path, port) = (cfg.clone(), t.body.clone(), t.path, t.port);
@@ -516,7 +537,9 @@ async fn closed_loop(
             (lat, errors, 0)
         }));
     }
-    collect(tasks, secs).await
+    let mut stats = collect(tasks, secs).await;
+    stats.server_cpu = cpu.await.unwrap_or_default();
+    stats
 }
 
 async fn fixed_rate(
@@ -744,6 +767,26 @@ fn status_field(pid: u32, field: &str) -> u64 {
                 .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// User and system CPU time of process `pid` so far (from /proc, in clock ticks of 10 ms:
+/// USER_HZ is 100 on Linux).
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(f.iter().sum::<u64>())
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 fn rss_kib(pid: u32) -> u64 {
