@@ -1,6 +1,7 @@
 //! The `admission.k8s.io/v1` AdmissionReview on the wire, in our own types: the request read in
-//! one typed pass over the body (its objects kept as borrowed text), and the answer written in
-//! one pass into a buffer sized for it (the patch base64-encoded straight into it).
+//! one typed pass over the body (its strings and objects borrowed as text), and the answer
+//! written by hand ([`orkestra::emit::json`]) in one pass into a buffer sized for it, the patch
+//! base64-encoded straight into it.
 //!
 //! Only what the API server sends is read, with the types the API defines: a review that does
 //! not fit them is read once more, leniently, to say what is wrong and where (see
