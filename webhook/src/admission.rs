@@ -14,7 +14,7 @@
 //!   `status.details.causes` entry per violation with `field`;
 //! - warnings are each under 120 characters;
 //! - a patch is an RFC 6902 JSON patch, sent as a base64 string (kube-rs serializes `patch` as a
-//!   number array, kube-rs/kube#1781, so the review's types are our own: [`wire`]).
+//!   number array, kube-rs/kube#1781, so the review's types are our own, in `wire`).
 
 use orkestra::admission::defaults::{DefaultsError, Patch};
 use orkestra::admission::policy::Policy;
