@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Client, ResourceExt as _};
 use orkestra_e2e::{
     ASYNC_TIMEOUT, TestCluster, TestScope, cluster_or_skip, helmrelease_resource,
@@ -644,7 +644,9 @@ async fn install_waits_while_the_namespace_is_terminating() -> Result<()> {
     run.still_running()?;
 
     // Let it go: drop our finalizer, then finalize as the namespace controller would (none runs
-    // here) and delete again, which removes it.
+    // here) and delete again, which removes it. Finalizing may already remove it, and the
+    // executor may then create it again before the second delete: that delete is for the old
+    // namespace only (its uid as a precondition), so the new one is left alone.
     namespaces
         .patch(
             &ns,
@@ -660,9 +662,17 @@ async fn install_waits_while_the_namespace_is_terminating() -> Result<()> {
         .replace_subresource("finalize", &ns, &PostParams::default(), &current)
         .await
         .context("finalizing the namespace")?;
-    match namespaces.delete(&ns, &DeleteParams::default()).await {
+    let old_only = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: terminating.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match namespaces.delete(&ns, &old_only).await {
         Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.is_not_found() => {}
+        // Gone already, or already the executor's new namespace.
+        Err(kube::Error::Api(s)) if s.is_not_found() || s.code == 409 => {}
         Err(e) => return Err(e).context("deleting the finalized namespace"),
     }
 
