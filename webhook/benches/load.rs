@@ -776,14 +776,15 @@ fn cpu_time(pid: u32) -> Duration {
         .ok()
         .and_then(|s| {
             // Fields after the command name, which is in parentheses and may hold spaces.
-            let rest = s.rsplit_once(')')?.1.to_owned();
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            Some(f.iter().sum::<u64>())
+            // utime and stime are the 12th and 13th of them, in clock ticks.
+            let rest = s.rsplit_once(')')?.1;
+            Some(
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|x| x.parse::<u64>().ok())
+                    .sum::<u64>(),
+            )
         })
         .unwrap_or(0);
     Duration::from_millis(ticks * 10)

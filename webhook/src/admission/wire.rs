@@ -240,17 +240,16 @@ impl Json for Response {
         o.field("uid", &self.uid)
             .field("allowed", &self.allowed)
             .field("status", &self.status)
-            .optional("patchType", self.patch_type);
-        if !self.audit_annotations.is_empty() {
-            o.field("auditAnnotations", &Annotations(&self.audit_annotations));
-        }
-        if !self.warnings.is_empty() {
-            o.field("warnings", &self.warnings);
-        }
-        if let Some(patch) = &self.patch {
-            o.field("patch", &Base64(patch));
-        }
-        o.end();
+            .optional("patchType", self.patch_type)
+            .optional(
+                "auditAnnotations",
+                (!self.audit_annotations.is_empty())
+                    .then_some(Annotations(&self.audit_annotations))
+                    .as_ref(),
+            )
+            .optional("warnings", non_empty(&self.warnings))
+            .optional("patch", self.patch.as_deref().map(Base64).as_ref())
+            .end();
     }
 }
 
@@ -310,17 +309,15 @@ impl Status {
 impl Json for Status {
     fn write_json(&self, out: &mut Vec<u8>) {
         let mut o = Object::new(out);
-        o.optional("status", self.status);
-        if self.code != 0 {
-            o.field("code", &u64::from(self.code));
-        }
-        if !self.message.is_empty() {
-            o.field("message", &self.message);
-        }
-        if !self.reason.is_empty() {
-            o.field("reason", self.reason);
-        }
-        o.optional("details", self.details.as_ref()).end();
+        o.optional("status", self.status)
+            .optional(
+                "code",
+                (self.code != 0).then_some(u64::from(self.code)).as_ref(),
+            )
+            .optional("message", non_empty(&self.message))
+            .optional("reason", non_empty(self.reason))
+            .optional("details", self.details.as_ref())
+            .end();
     }
 }
 
@@ -334,15 +331,12 @@ pub(super) struct StatusDetails {
 
 impl Json for StatusDetails {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut o = Object::new(out);
-        if !self.name.is_empty() {
-            o.field("name", &self.name);
-        }
-        o.field("group", self.group).field("kind", self.kind);
-        if !self.causes.is_empty() {
-            o.field("causes", &self.causes);
-        }
-        o.end();
+        Object::new(out)
+            .optional("name", non_empty(&self.name))
+            .field("group", self.group)
+            .field("kind", self.kind)
+            .optional("causes", non_empty(&self.causes))
+            .end();
     }
 }
 
@@ -355,16 +349,18 @@ pub(super) struct StatusCause {
 
 impl Json for StatusCause {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut o = Object::new(out);
-        o.field("reason", self.reason);
-        if !self.message.is_empty() {
-            o.field("message", &self.message);
-        }
-        if !self.field.is_empty() {
-            o.field("field", &self.field);
-        }
-        o.end();
+        Object::new(out)
+            .field("reason", self.reason)
+            .optional("message", non_empty(&self.message))
+            .optional("field", non_empty(&self.field))
+            .end();
     }
+}
+
+/// The value, unless it is empty: the answer leaves empty fields out, as the API server's own
+/// types do (`omitempty`).
+fn non_empty<T: AsRef<[E]> + ?Sized, E>(value: &T) -> Option<&T> {
+    (!value.as_ref().is_empty()).then_some(value)
 }
 
 #[cfg(test)]
