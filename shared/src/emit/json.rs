@@ -144,6 +144,12 @@ impl<'o> Object<'o> {
     }
 }
 
+/// `value`, unless it is empty: for [`Object::optional`], where an empty list or string is left
+/// out, as Go's `omitempty` leaves it out of the API server's and Argo's own types.
+pub fn non_empty<T: AsRef<[E]> + ?Sized, E>(value: &T) -> Option<&T> {
+    (!value.as_ref().is_empty()).then_some(value)
+}
+
 impl Json for str {
     fn write_json(&self, out: &mut Vec<u8>) {
         string(out, self);

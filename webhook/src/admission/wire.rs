@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use orkestra::emit::json::{Json, Object};
+use orkestra::emit::json::{Json, Object, non_empty};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -308,8 +308,8 @@ impl Status {
 
 impl Json for Status {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let mut o = Object::new(out);
-        o.optional("status", self.status)
+        Object::new(out)
+            .optional("status", self.status)
             .optional(
                 "code",
                 (self.code != 0).then_some(u64::from(self.code)).as_ref(),
@@ -355,12 +355,6 @@ impl Json for StatusCause {
             .optional("field", non_empty(&self.field))
             .end();
     }
-}
-
-/// The value, unless it is empty: the answer leaves empty fields out, as the API server's own
-/// types do (`omitempty`).
-fn non_empty<T: AsRef<[E]> + ?Sized, E>(value: &T) -> Option<&T> {
-    (!value.as_ref().is_empty()).then_some(value)
 }
 
 #[cfg(test)]

@@ -236,10 +236,9 @@ impl Json for Tasks<'_> {
 
 impl Json for Task<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        let dependencies = Some(&self.dependencies).filter(|d| !d.is_empty());
         Object::new(out)
             .optional("arguments", self.arguments.as_ref())
-            .optional("dependencies", dependencies)
+            .optional("dependencies", json::non_empty(&self.dependencies))
             .field("name", &self.name)
             .field("template", &self.template)
             .optional("when", self.when.as_ref())
