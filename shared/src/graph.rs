@@ -181,7 +181,16 @@ impl Dag {
         I: IntoIterator<Item = (&'a str, D)>,
         D: IntoIterator<Item = Option<usize>>,
     {
-        let mut dag = Self::default();
+        // One node per declaration, so the per-node lists are sized once rather than grown push
+        // by push; the names and the edges start at a typical size (a short name, two edges).
+        let n = names.first.len();
+        let mut dag = Self {
+            names: String::with_capacity(n * 8),
+            name_ends: Vec::with_capacity(n),
+            deps: Vec::with_capacity(n * 2),
+            dep_ends: Vec::with_capacity(n),
+            repeated: Vec::with_capacity(n),
+        };
         for (i, (name, deps)) in nodes.into_iter().enumerate() {
             dag.names.push_str(name);
             dag.name_ends.push(dag.names.len());
